@@ -1,7 +1,7 @@
 /* core/config: INI files (inih) + conf.d + environment, typed by each plugin's option schema.
  *
  * Two phases, because the plugin directory itself is configurable:
- *   1. config_read(): parse the main file and <dir>/conf.d/*.conf into raw entries, and read
+ *   1. config_read(): parse the main file and the .conf files of its conf.d/ into raw entries, and read
  *      the [agent] section (typed by agent_options) with its environment overrides.
  *   2. config_resolve(): with the loaded plugins' descriptors, decide which instances run,
  *      parse every value by the option schemas, apply environment overrides and defaults, and

@@ -1,0 +1,139 @@
+/* core/agent: the agent process's state: the loop, the configuration, the loaded plugins and
+ * the running instances. Everything here is owned by the loop thread unless a member says
+ * otherwise. */
+#ifndef REMORA_CORE_AGENT_H
+#define REMORA_CORE_AGENT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include <remora/plugin.h>
+
+#include "config/config.h"
+#include "delivery/delivery.h"
+#include "loader.h"
+
+struct agent;
+
+/* A self-monitoring counter or gauge of one instance. */
+struct counter {
+    char *name;
+    char *reason;      /* NULL or a drop reason */
+    char *record_kind; /* NULL or "metric", ... */
+    uint64_t value;
+    uint32_t gauge;
+    uint32_t reserved_;
+};
+
+struct counters {
+    struct counter *items;
+    uint32_t count;
+    uint32_t cap;
+};
+
+enum instance_phase {
+    PHASE_NEW = 0,
+    PHASE_CREATED = 1,
+    PHASE_STARTED = 2,
+    PHASE_STOPPING = 3, /* stop() returned RMR_EINPROGRESS */
+    PHASE_STOPPED = 4,
+};
+
+/* An output's pipeline state: batches waiting to be encoded, and its delivery queue. */
+struct output {
+    struct rmr_batch **pending;
+    uint32_t npending;
+    uint32_t cap;
+    uint64_t pending_records;
+    size_t pending_bytes;
+    uint64_t oldest_ms; /* uv_now() when the oldest pending batch arrived */
+    uv_timer_t flush_timer;
+    int encoding; /* one encode job in flight at most, so encode() never runs concurrently */
+    struct delivery delivery;
+};
+
+struct rmr_instance {
+    struct rmr_handle h; /* first: the SDK reaches the host table through it */
+    struct agent *agent;
+    const struct cfg_instance *ci;
+    const struct rmr_plugin *desc;
+    void *state;
+    uint32_t kind;
+    uint32_t phase; /* enum instance_phase */
+    struct rmr_timer *timers;
+    struct counters counters;
+    struct rmr_tag *tags; /* instance tags, then global tags whose key they lack */
+    uint32_t ntags;
+    uint32_t pending_work;
+    struct output *out; /* outputs only */
+};
+
+enum agent_phase {
+    AGENT_RUNNING = 0,
+    AGENT_STOPPING_INPUTS = 1,
+    AGENT_DRAINING = 2,
+    AGENT_DONE = 3,
+};
+
+struct agent {
+    uv_loop_t loop;
+    struct config cfg;
+    struct registry reg;
+    struct rmr_instance *instances; /* cfg.instances order: inputs, then outputs */
+    uint32_t ninstances;
+    uint32_t phase;
+    uint32_t signals;
+    int exit_code;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    uv_timer_t grace_timer;
+    uv_check_t drain_check;
+    int64_t start_wall_ns;
+    uint64_t start_mono_ns;
+    uint64_t deadline_ms;          /* uv_now() when the shutdown grace ends */
+    struct rmr_tag *global_tags;   /* agent tags, ENV_GLOBAL_*, DD_TAGS, DD_ENV ... */
+    uint32_t nglobal_tags;
+    uint32_t reserved_;
+};
+
+/* The host table of the real agent. */
+extern const struct rmr_host_api host_api;
+
+/* Counters (loop thread). counter_get creates the counter on first use; NULL on ENOMEM. */
+struct counter *counter_get(struct counters *c, const char *name, const char *reason,
+                            const char *record_kind);
+void counter_add(struct rmr_instance *ins, const char *name, const char *reason,
+                 const char *record_kind, uint64_t delta);
+void counters_release(struct counters *c);
+
+/* Stops the timers an instance left running (host.c). */
+void host_instance_release(struct rmr_instance *ins);
+
+/* Process resource use (host.c). */
+int process_stats_read(const struct agent *a, struct rmr_process_stats *out);
+
+/* Pipeline (pipeline.c). */
+int pipeline_output_init(struct agent *a, struct rmr_instance *ins);
+void pipeline_output_close(struct rmr_instance *ins);
+/* Takes ownership of b, also on failure. */
+int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b);
+/* Encodes every pending batch now (shutdown). */
+void pipeline_flush_all(struct agent *a);
+/* 1 when no batch is pending, no encode runs and every delivery queue is empty. */
+int pipeline_idle(const struct agent *a);
+int pipeline_schema_wanted(const struct agent *a, const char *schema);
+
+/* The encoder side of the host table (pipeline.c); thread pool. */
+rmr_payload_t *pipeline_payload_new(rmr_encoder_t *enc, const struct rmr_payload_spec *spec);
+int pipeline_payload_write(rmr_payload_t *p, const void *data, size_t len);
+int pipeline_payload_json_str(rmr_payload_t *p, const char *s, size_t len);
+size_t pipeline_payload_len(const rmr_payload_t *p);
+int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords);
+void pipeline_payload_discard(rmr_payload_t *p);
+void pipeline_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char *reason,
+                           uint64_t count);
+
+/* Lifecycle (agent.c). */
+void agent_instance_stopped(struct rmr_instance *ins);
+
+#endif
