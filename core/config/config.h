@@ -29,7 +29,12 @@ struct cfg_source {
     const char *env;  /* CFG_ENV: the variable's name; owned by the config */
 };
 
-/* One raw key = value from a file. */
+/* One raw key = value from a file. A section header is recorded too, as an entry with key ""
+ * and value "" (used = 1), so that an empty section such as [input.dk] still creates its
+ * instance. Indented lines continue the previous key and are joined to its value with ','
+ * (only LIST and TAGS options accept them; resolve rejects them for other types). A later
+ * duplicate key wins; conf.d files are read after the main file. Besides ';', a '#' that
+ * follows whitespace starts an inline comment. */
 struct cfg_entry {
     char *section; /* "agent", "input.dk", "output.file.audit" */
     char *key;
@@ -40,7 +45,8 @@ struct cfg_entry {
 
 /* The agent's own settings, filled from [agent] through agent_options. */
 struct agent_config {
-    int32_t log_level;          /* enum rmr_log_level via choices error|warn|info|debug */
+    int32_t log_level;          /* enum rmr_log_level (error=1 .. debug=4): config_read() adds 1
+                                 * to the index of choices error|warn|info|debug */
     int32_t log_format;         /* 0 text, 1 json */
     const char *plugin_dir;     /* NULL: next to the binary, then the built-in default */
     const char *hostname;       /* NULL: gethostname() */
@@ -50,7 +56,8 @@ struct agent_config {
     struct rmr_strlist enabled_inputs; /* ENV_DEFAULT_ENABLED_INPUTS; count 0 when unset */
     int32_t enabled_inputs_set; /* 1 when ENV_DEFAULT_ENABLED_INPUTS (or the key) was given */
     struct rmr_taglist global_tags; /* ENV_GLOBAL_TAGS, ENV_GLOBAL_HOST_TAGS */
-    struct rmr_taglist dd_tags;     /* DD_TAGS, plus env/service/version from DD_ENV, ... */
+    struct rmr_taglist dd_tags;     /* DD_TAGS, plus env/service/version from DD_ENV, ...
+                                     * (which replace those keys given in DD_TAGS) */
     const char *dd_env;
     const char *dd_service;
     const char *dd_version;
@@ -114,7 +121,14 @@ struct config {
 
 /* Reads path (NULL: no file, the embedded default; a missing explicit path is an error),
  * its conf.d/ (files ending in .conf, in name order), and the environment envp (NULL-terminated,
- * borrowed; copied). Fills cfg->agent. Errors: RMR_ECONFIG with a message in err, RMR_ENOMEM. */
+ * borrowed; copied). Fills cfg->agent. cfg is overwritten (zeroed first); on failure it is left
+ * zeroed, so config_release() is optional then. Precedence for every value: default < file <
+ * the option's ecosystem variables (rmr_option.env) < REMORA_* variable. Of several ecosystem
+ * variables the first one set wins, except for LIST and TAGS options, where all that are set
+ * are merged in order (ENV_GLOBAL_HOST_TAGS + ENV_GLOBAL_TAGS). An empty value counts as set
+ * (an empty list or tag set), except that an empty STRING value means the option's default
+ * (NULL when none) and an empty required value is missing. A line longer than inih's buffer (199 characters)
+ * is an error. Errors: RMR_ECONFIG with a message in err, RMR_ENOMEM. */
 int config_read(struct config *cfg, const char *path, char *const *envp, char *err,
                 size_t errlen);
 
@@ -125,14 +139,21 @@ int config_read(struct config *cfg, const char *path, char *const *envp, char *e
  *  - a file section [input.NAME] / [input.NAME.LABEL] / [output.NAME...] creates an instance;
  *    NAME may be a plugin alias; enabled = false keeps it off;
  *  - REMORA_INPUT_<NAME>_<KEY> / REMORA_OUTPUT_<NAME>_<KEY> (NAME and KEY upper-cased)
- *    override KEY on every instance of NAME, and create the unlabelled instance if none exists;
+ *    override KEY on every instance of NAME, and create the unlabelled instance when NAME has
+ *    no instance at all; NAME may be an alias; as NAME and KEY may both contain '_', the
+ *    longest plugin name followed by a valid key wins;
  *  - an option's own variables (rmr_option.env) override it likewise; with RMR_OPT_ENABLES
  *    they create the instance too; a plugin's enable_env variables with a true value create it;
  *  - ENV_DEFAULT_ENABLED_INPUTS, when set, is the exact list of inputs that run (dk, self, ...
  *    by name or alias; an unknown name is a warning naming the known inputs);
  *  - with no input configured anywhere, the inputs marked default run (the dk input: the
  *    plugin whose name or alias is "dk"... see config.c: plugins listed in default_inputs);
- *  - with no output configured anywhere, the output named by default_output runs.
+ *  - with no output configured anywhere, the output named by default_output runs;
+ *  - default_inputs / default_output are comma lists; a name not among plugins is skipped with
+ *    a warning.
+ * Instances are sorted by kind (inputs first), plugin name, then label (unlabelled first).
+ * Call once per config_read(); on failure cfg keeps no instances (config_release() still
+ * needed). Instances with enabled = false are kept (common.enabled == 0) for check-config.
  * Errors: RMR_ECONFIG naming file:line, section and key (unknown key with the nearest key
  * suggested, bad type or range, missing required key, unknown plugin with the nearest name),
  * RMR_ENOMEM. */
@@ -177,7 +198,9 @@ int config_parse_bool(const char *text, int32_t *out);
 const char *config_nearest(const char *word, const char *const *names);
 
 /* Prints the effective configuration as INI with each value's source as a comment and secrets
- * shown as "<redacted>", to the stream (a FILE *). */
+ * shown as "<redacted>", to the stream (a FILE *): [agent], then each instance preceded by a
+ * "# enabled by SOURCE" line; "key = value   # default|FILE:LINE|env VAR"; an unset option
+ * as "# key = (unset)"; control bytes in values as \xNN. */
 void config_print(const struct config *cfg, void *stream);
 
 #endif
