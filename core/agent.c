@@ -311,17 +311,22 @@ static void on_grace(uv_timer_t *t)
     _exit(a->exit_code);
 }
 
+static const char *signal_name(int signum)
+{
+    return signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "signal";
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct agent *a = s->data;
     a->signals++;
     if (a->signals > 1) {
-        log_warn("second signal (%s); exiting now", strsignal(signum));
+        log_warn("second signal (%s); exiting now", signal_name(signum));
         fflush(NULL);
         _exit(128 + signum);
     }
     log_info("%s received; stopping inputs, then draining outputs for up to %lld ms",
-             strsignal(signum), (long long)a->cfg.agent.shutdown_grace_ms);
+             signal_name(signum), (long long)a->cfg.agent.shutdown_grace_ms);
     agent_stop(a);
 }
 

@@ -13,7 +13,7 @@
 #include "config/config.h"
 
 /* The 1.0 size of the descriptor: the smallest a plugin may declare. */
-#define LOADER_DESC_MIN_SIZE (offsetof(struct rmr_plugin, classify) + sizeof(void *))
+#define LOADER_DESC_MIN_SIZE RMR_PLUGIN_SIZE_1_0
 
 struct loaded_plugin {
     struct rmr_plugin desc; /* zeroed, then min(plugin's struct_size, ours) bytes copied */
@@ -35,6 +35,9 @@ struct registry {
     uint32_t refused_cap;
     struct cfg_plugin *cfg; /* views for config_resolve, rebuilt by registry_cfg_plugins */
 };
+
+/* 1 when name matches [a-z0-9_]+ and is at most 64 bytes (plugin_check.c). */
+int plugin_name_valid(const char *name);
 
 /* Checks a descriptor as the loader does and copies it into out. Returns 0, or RMR_EABI /
  * RMR_EINVAL with one sentence in why that names path, both ABI versions and the fix. */

@@ -81,7 +81,7 @@ static void probe_destroy(rmr_instance_t *ins, void *state)
 }
 
 /* The output flavour writes "name value" lines to the file named by its required path. */
-static int probe_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *batches,
+__attribute__((unused)) static int probe_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *batches,
                         uint32_t n)
 {
     const struct probe *p = state;
@@ -118,8 +118,6 @@ static const struct rmr_option probe_options[] = {
 };
 #endif
 
-static const char *const probe_schemas[] = {NULL};
-
 static const struct rmr_plugin probe_plugin = {
     .struct_size = sizeof(struct rmr_plugin),
     .abi_major = PROBE_ABI_MAJOR,
@@ -127,7 +125,6 @@ static const struct rmr_plugin probe_plugin = {
 #ifdef PROBE_OUTPUT
     .kind = RMR_KIND_OUTPUT,
     .accepts = RMR_REC_BIT(RMR_REC_METRIC),
-    .schemas = probe_schemas,
     .encode = probe_encode,
 #else
     .kind = RMR_KIND_INPUT,

@@ -18,8 +18,9 @@ class Tap:
                 print(f"#   {line}", flush=True)
         return bool(cond)
 
-    def eq(self, got, want, name):
-        return self.ok(got == want, name, f"got {got!r}, want {want!r}")
+    def eq(self, got, want, name, diag=None):
+        extra = f"\n{diag}" if diag else ""
+        return self.ok(got == want, name, f"got {got!r}, want {want!r}{extra}")
 
     def contains(self, hay, needle, name):
         return self.ok(hay is not None and needle in hay, name,

@@ -137,7 +137,10 @@ def test_embedded_default(t):
         t.eq(r.get("kind"), "metric", "the record is a metric")
         t.ok(isinstance(r.get("value"), (int, float)) and r["value"] > 1 << 20,
              "rss is a plausible number of bytes", r)
-        t.eq(r.get("tags", {}).get("instance"), "input.dk", "tagged with its instance")
+        t.eq(r.get("unit"), "By", "rss has its unit")
+    _, line = a.wait_line(lambda l: '"remora.queue_bytes"' in l, 3)
+    t.ok(line is not None and json.loads(line)["tags"].get("instance") == "output.file",
+         "per-instance stats are tagged with their instance", line)
     rc = a.stop()
     t.eq(rc, 0, "SIGTERM exits 0")
     err = a.errors()

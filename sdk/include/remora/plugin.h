@@ -106,6 +106,12 @@ struct rmr_option {
 #define RMR_OPT_TIME(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_DURATION, fl, d, st, m, h)
 #define RMR_OPT_STRLIST(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_LIST, fl, d, st, m, h)
 #define RMR_OPT_TAGLIST(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_TAGS, fl, d, st, m, h)
+/* An enum option: choices "a|b|c"; the member is an int32_t index. */
+#define RMR_OPT_CHOICE(n, d, fl, choices, st, m, h)                                                \
+    {(n), RMR_OPT_ENUM, (fl), (d), (h), NULL, (choices), 0, 0, (uint32_t)offsetof(st, m), 0}
+/* Any option with a range and ecosystem variables spelled out. */
+#define RMR_OPT_FULL(n, t, fl, d, env, lo, hi, st, m, h)                                           \
+    {(n), (t), (fl), (d), (h), (env), NULL, (lo), (hi), (uint32_t)offsetof(st, m), 0}
 #define RMR_OPT_END {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
 
 /* ---- outputs: payloads and responses ------------------------------------------------------ */
@@ -190,6 +196,9 @@ struct rmr_plugin {
     int (*classify)(void *state, const struct rmr_response *resp);
 };
 
+/* The size of the descriptor in ABI 1.0: the smallest struct_size a host accepts. */
+#define RMR_PLUGIN_SIZE_1_0 (offsetof(struct rmr_plugin, classify) + sizeof(void (*)(void)))
+
 /* Declares a plugin's entry point. In a shared build it exports rmr_plugin_describe; with
  * RMR_BUILTIN_NAME defined (the host's -Dbuiltin build) it defines
  * rmr_plugin_describe_<name> instead, so one source file serves both ways. */
@@ -204,8 +213,9 @@ struct rmr_plugin {
         return &(desc);                                                                            \
     }
 #else
+/* The one symbol the loader looks up; declared here so a plugin's own tests can call it. */
+RMR_EXPORT const struct rmr_plugin *rmr_plugin_describe(void);
 #define RMR_PLUGIN_DEFINE(desc)                                                                    \
-    RMR_EXPORT const struct rmr_plugin *rmr_plugin_describe(void);                                 \
     RMR_EXPORT const struct rmr_plugin *rmr_plugin_describe(void)                                  \
     {                                                                                              \
         return &(desc);                                                                            \
