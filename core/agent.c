@@ -26,12 +26,13 @@ static void warn_cb(void *arg, const char *msg)
 }
 
 /* The plugin directory: [agent] plugin_dir (or REMORA_AGENT_PLUGIN_DIR), else "plugins" next
- * to the binary (a build tree or a relocated install), else the built-in default. */
-static void plugin_dir(const struct agent *a, char *out, size_t outlen)
+ * to the binary (a build tree or a relocated install), else the built-in default. Returns 1
+ * when the directory was configured. */
+static int plugin_dir(const struct agent *a, char *out, size_t outlen)
 {
     if (a->cfg.agent.plugin_dir != NULL && a->cfg.agent.plugin_dir[0] != '\0') {
         snprintf(out, outlen, "%s", a->cfg.agent.plugin_dir);
-        return;
+        return 1;
     }
     char exe[PATH_MAX - 16];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -43,10 +44,11 @@ static void plugin_dir(const struct agent *a, char *out, size_t outlen)
             struct stat st;
             snprintf(out, outlen, "%s/plugins", exe);
             if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
-                return;
+                return 0;
         }
     }
     snprintf(out, outlen, "%s", REMORA_PLUGINDIR);
+    return 0;
 }
 
 static int has_key(const struct rmr_tag *tags, uint32_t n, const struct rmr_str *key)
@@ -129,8 +131,13 @@ int agent_setup(struct agent *a, const char *config_path, char *const *envp, int
                   a->cfg.agent.log_rate_limit_ms);
 
     char dir[PATH_MAX];
-    plugin_dir(a, dir, sizeof dir);
-    if ((rc = loader_load_builtins(&a->reg)) < 0 || (rc = loader_load_dir(&a->reg, dir)) < 0) {
+    int explicit_dir = plugin_dir(a, dir, sizeof dir);
+    /* A build with every plugin linked in has no plugin directory; only a configured one must
+     * exist. */
+    struct stat st;
+    int load_dir = explicit_dir || stat(dir, &st) == 0;
+    if ((rc = loader_load_builtins(&a->reg)) < 0 ||
+        (load_dir && (rc = loader_load_dir(&a->reg, dir)) < 0)) {
         fprintf(stderr, "remora: cannot load plugins: %s\n", rmr_strerror(rc));
         return rc;
     }
@@ -148,6 +155,10 @@ int agent_setup(struct agent *a, const char *config_path, char *const *envp, int
     }
     if ((rc = build_global_tags(a)) < 0)
         return rc;
+    if (a->cfg.agent.hostname != NULL)
+        snprintf(a->hostname, sizeof a->hostname, "%s", a->cfg.agent.hostname);
+    else if (gethostname(a->hostname, sizeof a->hostname - 1) != 0)
+        snprintf(a->hostname, sizeof a->hostname, "localhost");
 
     if ((rc = uv_loop_init(&a->loop)) < 0) {
         fprintf(stderr, "remora: cannot start the event loop: %s\n", uv_strerror(rc));

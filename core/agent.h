@@ -90,8 +90,9 @@ struct agent {
     uv_check_t drain_check;
     int64_t start_wall_ns;
     uint64_t start_mono_ns;
-    uint64_t deadline_ms;          /* uv_now() when the shutdown grace ends */
-    struct rmr_tag *global_tags;   /* agent tags, ENV_GLOBAL_*, DD_TAGS, DD_ENV ... */
+    uint64_t deadline_ms;        /* uv_now() when the shutdown grace ends */
+    char hostname[256];          /* [agent] hostname, else gethostname() */
+    struct rmr_tag *global_tags; /* agent tags, ENV_GLOBAL_*, DD_TAGS, DD_ENV ... */
     uint32_t nglobal_tags;
     uint32_t reserved_;
 };

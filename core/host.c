@@ -95,7 +95,8 @@ void counters_release(struct counters *c)
 
 /* ---- instance functions ---------------------------------------------------------------- */
 
-static void h_logv(rmr_instance_t *ins, uint32_t level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void h_logv(rmr_instance_t *ins, uint32_t level,
+                                                         const char *fmt, va_list ap)
 {
     log_writev(level, ins->ci->name, fmt, ap);
 }
@@ -214,16 +215,14 @@ static int h_record_get(const rmr_batch_t *b, uint32_t i, uint32_t kind, void *v
     return batch_get(b, i, kind, view);
 }
 
-static void h_counter_add(rmr_instance_t *ins, const char *name, const char *reason,
-                          uint64_t delta)
+static void h_counter_add(rmr_instance_t *ins, const char *name, const char *reason, uint64_t delta)
 {
     if (name != NULL)
         counter_add(ins, name, reason, NULL, delta);
 }
 
-static void report(rmr_stats_cb cb, void *arg, const struct rmr_instance *ins,
-                   const char *name, const char *reason, const char *rkind, double value,
-                   uint32_t gauge)
+static void report(rmr_stats_cb cb, void *arg, const struct rmr_instance *ins, const char *name,
+                   const char *reason, const char *rkind, double value, uint32_t gauge)
 {
     struct rmr_stat s = {
         .struct_size = sizeof s,
@@ -251,8 +250,7 @@ static int h_stats_foreach(rmr_instance_t *self, rmr_stats_cb cb, void *arg)
         if (ins->out != NULL) {
             report(cb, arg, ins, "queue_bytes", NULL, NULL,
                    (double)(ins->out->pending_bytes + ins->out->delivery.bytes), 1);
-            report(cb, arg, ins, "queue_payloads", NULL, NULL, (double)ins->out->delivery.count,
-                   1);
+            report(cb, arg, ins, "queue_payloads", NULL, NULL, (double)ins->out->delivery.count, 1);
         }
     }
     return 0;
@@ -267,8 +265,10 @@ int process_stats_read(const struct agent *a, struct rmr_process_stats *out)
 
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
-        ps.cpu_user_ns = (uint64_t)ru.ru_utime.tv_sec * 1000000000u + (uint64_t)ru.ru_utime.tv_usec * 1000u;
-        ps.cpu_system_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
+        ps.cpu_user_ns =
+            (uint64_t)ru.ru_utime.tv_sec * 1000000000u + (uint64_t)ru.ru_utime.tv_usec * 1000u;
+        ps.cpu_system_ns =
+            (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
     }
     /* /proc reads are served from kernel memory and do not block on a disk. */
     FILE *f = fopen("/proc/self/status", "re");
@@ -343,6 +343,11 @@ static int h_work(rmr_instance_t *ins, rmr_work_cb fn, rmr_work_done_cb done, vo
     return 0;
 }
 
+static const char *h_hostname(rmr_instance_t *ins)
+{
+    return ins->agent->hostname;
+}
+
 static void h_stop_done(rmr_instance_t *ins)
 {
     agent_instance_stopped(ins);
@@ -379,6 +384,7 @@ const struct rmr_host_api host_api = {
     .process_stats = h_process_stats,
     .work = h_work,
     .stop_done = h_stop_done,
+    .hostname = h_hostname,
 };
 
 /* Stops the timers an instance left running (destroy must not leave callbacks behind). */

@@ -47,8 +47,7 @@ static int add_plugin(struct registry *reg, const struct rmr_plugin *desc, const
     }
     const struct loaded_plugin *dup = registry_find(reg, copy.kind, copy.name);
     if (dup != NULL) {
-        snprintf(why, sizeof why,
-                 "refusing plugin '%s': %s '%s' is already loaded from '%s'", path,
+        snprintf(why, sizeof why, "refusing plugin '%s': %s '%s' is already loaded from '%s'", path,
                  copy.kind == RMR_KIND_INPUT ? "input" : "output", copy.name, dup->path);
         int r2 = refuse(reg, path, why);
         return r2 < 0 ? r2 : RMR_EEXIST;
@@ -71,8 +70,7 @@ static int add_plugin(struct registry *reg, const struct rmr_plugin *desc, const
 
 /* A plugin runs with the agent's privileges, so a file or directory that anybody could
  * replace is refused, and so is a file owned by another unprivileged user. */
-static int check_mode(const char *path, const struct stat *st, int is_dir, char *why,
-                      size_t whylen)
+static int check_mode(const char *path, const struct stat *st, int is_dir, char *why, size_t whylen)
 {
     if (st->st_mode & S_IWOTH) {
         snprintf(why, whylen,
@@ -192,17 +190,18 @@ done:
 RMR_BUILTINS
 #undef RMR_B
 
+/* The plugins linked in with -Dbuiltin, from the RMR_BUILTINS list the build defines. */
+#define RMR_B(name) rmr_plugin_describe_##name,
+static const describe_fn builtins[] = {RMR_BUILTINS NULL};
+#undef RMR_B
+
 int loader_load_builtins(struct registry *reg)
 {
-    int rc = 0;
     /* A refused builtin is recorded like a refused file; only running out of memory fails. */
-#define RMR_B(name)                                                                                \
-    if (rc != RMR_ENOMEM)                                                                          \
-        rc = add_plugin(reg, rmr_plugin_describe_##name(), "builtin");
-    RMR_BUILTINS
-#undef RMR_B
-    (void)reg;
-    return rc == RMR_ENOMEM ? rc : 0;
+    for (size_t i = 0; builtins[i] != NULL; i++)
+        if (add_plugin(reg, builtins[i](), "builtin") == RMR_ENOMEM)
+            return RMR_ENOMEM;
+    return 0;
 }
 
 const struct loaded_plugin *registry_find(const struct registry *reg, uint32_t kind,

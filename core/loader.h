@@ -41,8 +41,8 @@ int plugin_name_valid(const char *name);
 
 /* Checks a descriptor as the loader does and copies it into out. Returns 0, or RMR_EABI /
  * RMR_EINVAL with one sentence in why that names path, both ABI versions and the fix. */
-int loader_check(const struct rmr_plugin *desc, const char *path, struct rmr_plugin *out,
-                 char *why, size_t whylen);
+int loader_check(const struct rmr_plugin *desc, const char *path, struct rmr_plugin *out, char *why,
+                 size_t whylen);
 
 /* Loads every "*.so" of dir in name order. A refused plugin is recorded (and logged as an
  * error) and the others still load; a refused directory (world-writable, missing) refuses

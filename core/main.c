@@ -69,7 +69,9 @@ static void print_options(const char *title, const struct rmr_option *opts)
         if (o->flags & RMR_OPT_REQUIRED)
             printf(" required");
         else if (o->def != NULL)
-            printf(" default %s", (o->flags & RMR_OPT_SECRET) ? "<redacted>" : o->def[0] ? o->def : "\"\"");
+            printf(" default %s", (o->flags & RMR_OPT_SECRET) ? "<redacted>"
+                                  : o->def[0]                 ? o->def
+                                                              : "\"\"");
         if (o->flags & RMR_OPT_SECRET)
             printf(" secret");
         if (o->max > o->min)

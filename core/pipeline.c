@@ -245,8 +245,8 @@ static void on_flush_timer(uv_timer_t *t)
 {
     struct rmr_instance *ins = t->data;
     struct output *o = ins->out;
-    if (o->npending > 0 && uv_now(&ins->agent->loop) - o->oldest_ms >=
-                               (uint64_t)ins->ci->common.batch_timeout_ms)
+    if (o->npending > 0 &&
+        uv_now(&ins->agent->loop) - o->oldest_ms >= (uint64_t)ins->ci->common.batch_timeout_ms)
         flush_output(ins);
 }
 
@@ -319,26 +319,6 @@ int pipeline_schema_wanted(const struct agent *a, const char *schema)
     return 0;
 }
 
-/* Records added without a timestamp get the emit time. Before seal, the core may still write
- * into the batch's records. */
-static void stamp_time(struct rmr_batch *b, int64_t now_ns)
-{
-    for (uint32_t i = 0; i < b->count; i++) {
-        void *r = b->recs[i].data;
-        int64_t *t = NULL;
-        switch ((enum rmr_record_kind)b->recs[i].kind) {
-        case RMR_REC_METRIC: t = &((struct rmr_metric *)r)->time_ns; break;
-        case RMR_REC_LOG: t = &((struct rmr_log *)r)->time_ns; break;
-        case RMR_REC_SPAN: t = &((struct rmr_span *)r)->start_ns; break;
-        case RMR_REC_EVENT: t = &((struct rmr_event *)r)->time_ns; break;
-        case RMR_REC_CHECK: t = &((struct rmr_check *)r)->time_ns; break;
-        case RMR_REC_OBJECT: t = &((struct rmr_object *)r)->time_ns; break;
-        }
-        if (t != NULL && *t == 0)
-            *t = now_ns;
-    }
-}
-
 static void count_kinds(const struct rmr_batch *b, uint64_t kinds[RMR_REC_KIND_MAX + 1])
 {
     memset(kinds, 0, sizeof(uint64_t) * (RMR_REC_KIND_MAX + 1));
@@ -364,7 +344,7 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    stamp_time(b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    batch_stamp_time(b, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
     if (ins->ntags > 0 && batch_merge_tags(b, ins->tags, ins->ntags) < 0) {
         log_write(RMR_LOG_WARN, ins->ci->name,
                   "cannot add global tags to %u records: out of memory; dropping them", n);
@@ -401,8 +381,7 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
             (o->npending > 0 || o->delivery.count > 0)) {
             log_write(RMR_LOG_WARN, oi->ci->name,
                       "queue full at %llu bytes (queue_bytes); dropping %llu records",
-                      (unsigned long long)oi->ci->common.queue_bytes,
-                      (unsigned long long)shipped);
+                      (unsigned long long)oi->ci->common.queue_bytes, (unsigned long long)shipped);
             counter_add(oi, "records_dropped", "queue_full", NULL, shipped);
             full++;
             continue;

@@ -15,8 +15,8 @@ int plugin_name_valid(const char *name)
     return 1;
 }
 
-int loader_check(const struct rmr_plugin *desc, const char *path, struct rmr_plugin *out,
-                 char *why, size_t whylen)
+int loader_check(const struct rmr_plugin *desc, const char *path, struct rmr_plugin *out, char *why,
+                 size_t whylen)
 {
     memset(out, 0, sizeof *out);
     if (desc == NULL) {
@@ -34,11 +34,12 @@ int loader_check(const struct rmr_plugin *desc, const char *path, struct rmr_plu
         return RMR_EABI;
     }
     if (desc->abi_minor > RMR_ABI_MINOR) {
-        snprintf(why, whylen,
-                 "refusing plugin '%s': it was built for remora plugin ABI %u.%u, newer than this "
-                 "remora's ABI %d.%d; upgrade remora or rebuild the plugin against remora-sdk %d.%d",
-                 path, desc->abi_major, desc->abi_minor, RMR_ABI_MAJOR, RMR_ABI_MINOR,
-                 RMR_ABI_MAJOR, RMR_ABI_MINOR);
+        snprintf(
+            why, whylen,
+            "refusing plugin '%s': it was built for remora plugin ABI %u.%u, newer than this "
+            "remora's ABI %d.%d; upgrade remora or rebuild the plugin against remora-sdk %d.%d",
+            path, desc->abi_major, desc->abi_minor, RMR_ABI_MAJOR, RMR_ABI_MINOR, RMR_ABI_MAJOR,
+            RMR_ABI_MINOR);
         return RMR_EABI;
     }
     if (desc->struct_size < LOADER_DESC_MIN_SIZE) {
@@ -82,4 +83,3 @@ int loader_check(const struct rmr_plugin *desc, const char *path, struct rmr_plu
     }
     return 0;
 }
-

@@ -2,7 +2,7 @@
 """Counts test results across builds and prints one closing line "N passed, N failed".
 
 Each argument is a meson build dir (or "dir:build-failed"). A TAP test contributes one result
-per "ok"/"not ok" line; other tests one result by exit status. --fuzz DIR SECONDS runs every
+per "ok"/"not ok" line; other tests one result by exit status. --result NAME ok|fail counts one check; --fuzz DIR SECONDS runs every
 fuzz_* binary under DIR/test/fuzz for SECONDS each on its seed corpus, one result per target.
 """
 import glob
@@ -81,6 +81,11 @@ def main(argv):
         a = argv[i]
         if a == "--fuzz":
             p, f = run_fuzz(argv[i + 1], int(argv[i + 2]))
+            i += 3
+        elif a == "--result":
+            name, res = argv[i + 1], argv[i + 2]
+            p, f = (1, 0) if res == "ok" else (0, 1)
+            print(f"{name}: {res}")
             i += 3
         elif a == "--fuzz-failed":
             p, f = 0, 1

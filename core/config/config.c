@@ -222,61 +222,126 @@ static int grow(void **v, uint32_t *cap, uint32_t need, size_t elem)
 
 /* ---- option tables -------------------------------------------------------------------------- */
 
-#define AGENT_OFF(m) ((uint32_t)offsetof(struct agent_config, m))
+#define AGENT_OFF(m)  ((uint32_t)offsetof(struct agent_config, m))
 #define COMMON_OFF(m) ((uint32_t)offsetof(struct instance_common, m))
 
 const struct rmr_option agent_options[] = {
-    {.name = "log_level", .type = RMR_OPT_ENUM, .def = "info", .choices = "error|warn|info|debug",
-     .help = "Least severe level of the agent's own log.", .offset = AGENT_OFF(log_level)},
-    {.name = "log_format", .type = RMR_OPT_ENUM, .def = "text", .choices = "text|json",
-     .help = "Format of the agent's own log lines.", .offset = AGENT_OFF(log_format)},
-    {.name = "plugin_dir", .type = RMR_OPT_STRING,
-     .help = "Directory of plugin shared objects.", .offset = AGENT_OFF(plugin_dir)},
-    {.name = "hostname", .type = RMR_OPT_STRING, .env = "DD_HOSTNAME,ENV_HOSTNAME",
+    {.name = "log_level",
+     .type = RMR_OPT_ENUM,
+     .def = "info",
+     .choices = "error|warn|info|debug",
+     .help = "Least severe level of the agent's own log.",
+     .offset = AGENT_OFF(log_level)},
+    {.name = "log_format",
+     .type = RMR_OPT_ENUM,
+     .def = "text",
+     .choices = "text|json",
+     .help = "Format of the agent's own log lines.",
+     .offset = AGENT_OFF(log_format)},
+    {.name = "plugin_dir",
+     .type = RMR_OPT_STRING,
+     .help = "Directory of plugin shared objects.",
+     .offset = AGENT_OFF(plugin_dir)},
+    {.name = "hostname",
+     .type = RMR_OPT_STRING,
+     .env = "DD_HOSTNAME,ENV_HOSTNAME",
      .help = "Host name reported with the data; default: gethostname().",
      .offset = AGENT_OFF(hostname)},
-    {.name = "shutdown_grace", .type = RMR_OPT_DURATION, .def = "20s", .min = 0, .max = 600000,
-     .help = "How long outputs drain after SIGTERM.", .offset = AGENT_OFF(shutdown_grace_ms)},
-    {.name = "log_rate_limit", .type = RMR_OPT_DURATION, .def = "10s",
+    {.name = "shutdown_grace",
+     .type = RMR_OPT_DURATION,
+     .def = "20s",
+     .min = 0,
+     .max = 600000,
+     .help = "How long outputs drain after SIGTERM.",
+     .offset = AGENT_OFF(shutdown_grace_ms)},
+    {.name = "log_rate_limit",
+     .type = RMR_OPT_DURATION,
+     .def = "10s",
      .help = "Identical log lines are written at most once per this window.",
      .offset = AGENT_OFF(log_rate_limit_ms)},
-    {.name = "tags", .type = RMR_OPT_TAGS, .help = "Tags added to every record.",
+    {.name = "tags",
+     .type = RMR_OPT_TAGS,
+     .help = "Tags added to every record.",
      .offset = AGENT_OFF(tags)},
-    {.name = "enabled_inputs", .type = RMR_OPT_LIST, .env = "ENV_DEFAULT_ENABLED_INPUTS",
+    {.name = "enabled_inputs",
+     .type = RMR_OPT_LIST,
+     .env = "ENV_DEFAULT_ENABLED_INPUTS",
      .help = "When set, exactly the inputs that run (names or aliases).",
      .offset = AGENT_OFF(enabled_inputs)},
-    {.name = "global_tags", .type = RMR_OPT_TAGS, .env = "ENV_GLOBAL_HOST_TAGS,ENV_GLOBAL_TAGS",
-     .help = "Datakit global tags.", .offset = AGENT_OFF(global_tags)},
-    {.name = "dd_tags", .type = RMR_OPT_TAGS, .env = "DD_TAGS",
-     .help = "Datadog tags (separated by spaces or commas).", .offset = AGENT_OFF(dd_tags)},
-    {.name = "dd_env", .type = RMR_OPT_STRING, .env = "DD_ENV",
-     .help = "Datadog env tag.", .offset = AGENT_OFF(dd_env)},
-    {.name = "dd_service", .type = RMR_OPT_STRING, .env = "DD_SERVICE",
-     .help = "Datadog service tag.", .offset = AGENT_OFF(dd_service)},
-    {.name = "dd_version", .type = RMR_OPT_STRING, .env = "DD_VERSION",
-     .help = "Datadog version tag.", .offset = AGENT_OFF(dd_version)},
+    {.name = "global_tags",
+     .type = RMR_OPT_TAGS,
+     .env = "ENV_GLOBAL_HOST_TAGS,ENV_GLOBAL_TAGS",
+     .help = "Datakit global tags.",
+     .offset = AGENT_OFF(global_tags)},
+    {.name = "dd_tags",
+     .type = RMR_OPT_TAGS,
+     .env = "DD_TAGS",
+     .help = "Datadog tags (separated by spaces or commas).",
+     .offset = AGENT_OFF(dd_tags)},
+    {.name = "dd_env",
+     .type = RMR_OPT_STRING,
+     .env = "DD_ENV",
+     .help = "Datadog env tag.",
+     .offset = AGENT_OFF(dd_env)},
+    {.name = "dd_service",
+     .type = RMR_OPT_STRING,
+     .env = "DD_SERVICE",
+     .help = "Datadog service tag.",
+     .offset = AGENT_OFF(dd_service)},
+    {.name = "dd_version",
+     .type = RMR_OPT_STRING,
+     .env = "DD_VERSION",
+     .help = "Datadog version tag.",
+     .offset = AGENT_OFF(dd_version)},
     RMR_OPT_END,
 };
 
 const struct rmr_option input_common_options[] = {
-    {.name = "enabled", .type = RMR_OPT_BOOL, .def = "true",
-     .help = "false keeps this configured instance off.", .offset = COMMON_OFF(enabled)},
-    {.name = "tags", .type = RMR_OPT_TAGS, .help = "Extra tags on every record of this instance.",
+    {.name = "enabled",
+     .type = RMR_OPT_BOOL,
+     .def = "true",
+     .help = "false keeps this configured instance off.",
+     .offset = COMMON_OFF(enabled)},
+    {.name = "tags",
+     .type = RMR_OPT_TAGS,
+     .help = "Extra tags on every record of this instance.",
      .offset = COMMON_OFF(tags)},
     RMR_OPT_END,
 };
 
 const struct rmr_option output_common_options[] = {
-    {.name = "enabled", .type = RMR_OPT_BOOL, .def = "true",
-     .help = "false keeps this configured instance off.", .offset = COMMON_OFF(enabled)},
-    {.name = "batch_records", .type = RMR_OPT_INT, .def = "1000", .min = 1, .max = 1000000,
-     .help = "Encode after this many records.", .offset = COMMON_OFF(batch_records)},
-    {.name = "batch_bytes", .type = RMR_OPT_SIZE, .def = "1MiB", .min = 1024,
-     .max = 268435456.0, .help = "Or after this many bytes.", .offset = COMMON_OFF(batch_bytes)},
-    {.name = "batch_timeout", .type = RMR_OPT_DURATION, .def = "1s", .min = 10, .max = 600000,
-     .help = "Or when the oldest batch is this old.", .offset = COMMON_OFF(batch_timeout_ms)},
-    {.name = "queue_bytes", .type = RMR_OPT_SIZE, .def = "64MiB", .min = 65536,
-     .max = 68719476736.0, .help = "Bound of payloads waiting for delivery.",
+    {.name = "enabled",
+     .type = RMR_OPT_BOOL,
+     .def = "true",
+     .help = "false keeps this configured instance off.",
+     .offset = COMMON_OFF(enabled)},
+    {.name = "batch_records",
+     .type = RMR_OPT_INT,
+     .def = "1000",
+     .min = 1,
+     .max = 1000000,
+     .help = "Encode after this many records.",
+     .offset = COMMON_OFF(batch_records)},
+    {.name = "batch_bytes",
+     .type = RMR_OPT_SIZE,
+     .def = "1MiB",
+     .min = 1024,
+     .max = 268435456.0,
+     .help = "Or after this many bytes.",
+     .offset = COMMON_OFF(batch_bytes)},
+    {.name = "batch_timeout",
+     .type = RMR_OPT_DURATION,
+     .def = "1s",
+     .min = 10,
+     .max = 600000,
+     .help = "Or when the oldest batch is this old.",
+     .offset = COMMON_OFF(batch_timeout_ms)},
+    {.name = "queue_bytes",
+     .type = RMR_OPT_SIZE,
+     .def = "64MiB",
+     .min = 65536,
+     .max = 68719476736.0,
+     .help = "Bound of payloads waiting for delivery.",
      .offset = COMMON_OFF(queue_bytes)},
     RMR_OPT_END,
 };
@@ -406,8 +471,8 @@ int config_parse_size(const char *text, uint64_t *out)
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (!span_ieq(u, ulen, units[i].unit))
             continue;
-        unsigned __int128 v = (unsigned __int128)ip * units[i].mult +
-                              (unsigned __int128)frac * units[i].mult / fdiv;
+        unsigned __int128 v =
+            (unsigned __int128)ip * units[i].mult + (unsigned __int128)frac * units[i].mult / fdiv;
         if (v > UINT64_MAX)
             return RMR_ERANGE;
         *out = (uint64_t)v;
@@ -446,8 +511,8 @@ int config_parse_duration(const char *text, int64_t *out_ms)
             return rc;
         p = skip_ws(p);
         const char *u = p;
-        while (isalpha((unsigned char)*p) || ((unsigned char)p[0] == 0xc2 &&
-                                              (unsigned char)p[1] == 0xb5))
+        while (isalpha((unsigned char)*p) ||
+               ((unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0xb5))
             p += isalpha((unsigned char)*p) ? 1 : 2;
         size_t ulen = (size_t)(p - u);
         uint64_t unit_ns = 0;
@@ -826,8 +891,8 @@ static const char *env_getn(char *const *env, const char *name, size_t len)
 /* One option being filled: its effective text and where that came from. */
 struct slot {
     const struct rmr_option *opt;
-    void *base;          /* the struct the option's offset refers to */
-    const char *text;    /* borrowed: the option default, a store string or an env value */
+    void *base;       /* the struct the option's offset refers to */
+    const char *text; /* borrowed: the option default, a store string or an env value */
     struct cfg_source src;
     const char *section; /* CFG_FILE: the section as written, for messages */
     uint32_t cont_line;  /* CFG_FILE: the first continuation line, 0 when none */
@@ -991,8 +1056,8 @@ static int slots_finish(struct slot *slots, uint32_t n, struct cfg_store *store,
         if (s->text == NULL)
             continue;
         char why[160];
-        int rc = config_parse_value(store, opt, s->text, (char *)s->base + opt->offset, why,
-                                    sizeof why);
+        int rc =
+            config_parse_value(store, opt, s->text, (char *)s->base + opt->offset, why, sizeof why);
         if (rc == RMR_ENOMEM)
             return rc;
         if (rc != 0) {
@@ -1100,8 +1165,7 @@ struct parse {
     struct sbuf err;
 };
 
-__attribute__((format(printf, 2, 3))) static void parse_fail(struct parse *p, const char *fmt,
-                                                             ...)
+__attribute__((format(printf, 2, 3))) static void parse_fail(struct parse *p, const char *fmt, ...)
 {
     if (p->rc != 0)
         return;
@@ -1343,8 +1407,10 @@ static int on_value(void *user, const char *section, const char *name, const cha
         return 1;
     }
     if (p->section == NULL) {
-        parse_fail(p, "key '%s' is outside of any section; put it under [agent], [input.NAME] "
-                      "or [output.NAME]", name);
+        parse_fail(p,
+                   "key '%s' is outside of any section; put it under [agent], [input.NAME] "
+                   "or [output.NAME]",
+                   name);
         return 0;
     }
     if (name[0] == '\0') {
@@ -1603,8 +1669,7 @@ fail:
     return rc;
 }
 
-int config_read(struct config *cfg, const char *path, char *const *envp, char *err,
-                size_t errlen)
+int config_read(struct config *cfg, const char *path, char *const *envp, char *err, size_t errlen)
 {
     struct raws raws = {0};
     struct sbuf sb;
@@ -1712,8 +1777,8 @@ static int nearest_plugin(const struct cfg_plugin *plugins, uint32_t nplugins, u
     for (uint32_t i = 0; i < nplugins; i++) {
         const char *b;
         size_t n;
-        for (uint32_t k = 0; usable(&plugins[i], kind) && plugin_name_at(plugins[i].desc, k, &b,
-                                                                          &n); k++)
+        for (uint32_t k = 0;
+             usable(&plugins[i], kind) && plugin_name_at(plugins[i].desc, k, &b, &n); k++)
             total++;
     }
     char **names = calloc((size_t)total + 1, sizeof *names);
@@ -1724,8 +1789,8 @@ static int nearest_plugin(const struct cfg_plugin *plugins, uint32_t nplugins, u
     for (uint32_t i = 0; i < nplugins && rc == 0; i++) {
         const char *b;
         size_t n;
-        for (uint32_t k = 0; usable(&plugins[i], kind) && plugin_name_at(plugins[i].desc, k, &b,
-                                                                          &n); k++) {
+        for (uint32_t k = 0;
+             usable(&plugins[i], kind) && plugin_name_at(plugins[i].desc, k, &b, &n); k++) {
             if ((names[j] = strndup(b, n)) == NULL) {
                 rc = RMR_ENOMEM;
                 break;
@@ -1828,8 +1893,7 @@ static int add_inst(struct resolve *r, uint32_t plugin, const char *label, size_
     char *name = store_alloc(store, len);
     if (name == NULL)
         return RMR_ENOMEM;
-    snprintf(name, len, "%s.%s%s%s", kind_word(d->kind), d->name, lab ? "." : "",
-             lab ? lab : "");
+    snprintf(name, len, "%s.%s%s%s", kind_word(d->kind), d->name, lab ? "." : "", lab ? lab : "");
     struct inst *in = &r->v[r->n];
     memset(in, 0, sizeof *in);
     in->ci.kind = d->kind;
@@ -1918,8 +1982,8 @@ static int warn_unknown_var(struct resolve *r, const char *var, uint32_t kind, i
     uint32_t total = 0;
     for (uint32_t i = 0; i < r->nplugins && !agent; i++)
         if (usable(&r->plugins[i], kind))
-            total += count_options(r->plugins[i].desc->options) +
-                     count_options(common_options(kind));
+            total +=
+                count_options(r->plugins[i].desc->options) + count_options(common_options(kind));
     if (agent)
         total = count_options(agent_options);
     char **names = calloc((size_t)total + 1, sizeof *names);
@@ -2150,8 +2214,8 @@ static int apply_enabled_inputs(struct resolve *r)
     int rc = 0;
     const struct rmr_strlist *l = &cfg->agent.enabled_inputs;
     for (uint32_t i = 0; i < l->count; i++) {
-        int p = find_plugin(r->plugins, r->nplugins, RMR_KIND_INPUT, l->items[i],
-                            strlen(l->items[i]));
+        int p =
+            find_plugin(r->plugins, r->nplugins, RMR_KIND_INPUT, l->items[i], strlen(l->items[i]));
         if (p < 0) {
             char known[256];
             struct sbuf ksb;
@@ -2220,8 +2284,10 @@ static int check_offsets(struct resolve *r, const struct rmr_plugin *d)
     for (const struct rmr_option *o = d->options; o != NULL && o->name != NULL; o++) {
         size_t size = option_size(o->type);
         if (size == 0 || (size_t)o->offset + size > d->config_size) {
-            sb_printf(&r->err, "plugin '%s': option '%s' has a bad type or lies outside its "
-                               "config struct", d->name, o->name);
+            sb_printf(&r->err,
+                      "plugin '%s': option '%s' has a bad type or lies outside its "
+                      "config struct",
+                      d->name, o->name);
             return RMR_ECONFIG;
         }
     }
@@ -2425,8 +2491,7 @@ void config_print(const struct config *cfg, void *stream)
         struct sbuf sb;
         sb_init(&sb, by, sizeof by);
         sb_source(&sb, &in->enabled_by);
-        fprintf(f, "\n# enabled by %s%s\n[%s]\n", by, in->common.enabled ? "" : " (off)",
-                in->name);
+        fprintf(f, "\n# enabled by %s%s\n[%s]\n", by, in->common.enabled ? "" : " (off)", in->name);
         print_settings(f, in->settings, in->nsettings);
     }
 }

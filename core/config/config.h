@@ -1,8 +1,8 @@
 /* core/config: INI files (inih) + conf.d + environment, typed by each plugin's option schema.
  *
  * Two phases, because the plugin directory itself is configurable:
- *   1. config_read(): parse the main file and the .conf files of its conf.d/ into raw entries, and read
- *      the [agent] section (typed by agent_options) with its environment overrides.
+ *   1. config_read(): parse the main file and the .conf files of its conf.d/ into raw entries, and
+ * read the [agent] section (typed by agent_options) with its environment overrides.
  *   2. config_resolve(): with the loaded plugins' descriptors, decide which instances run,
  *      parse every value by the option schemas, apply environment overrides and defaults, and
  *      fill each instance's config struct.
@@ -45,16 +45,16 @@ struct cfg_entry {
 
 /* The agent's own settings, filled from [agent] through agent_options. */
 struct agent_config {
-    int32_t log_level;          /* enum rmr_log_level (error=1 .. debug=4): config_read() adds 1
-                                 * to the index of choices error|warn|info|debug */
-    int32_t log_format;         /* 0 text, 1 json */
-    const char *plugin_dir;     /* NULL: next to the binary, then the built-in default */
-    const char *hostname;       /* NULL: gethostname() */
-    int64_t shutdown_grace_ms;  /* outputs drain this long after SIGTERM */
-    int64_t log_rate_limit_ms;  /* identical log lines at most once per this window */
-    struct rmr_taglist tags;    /* [agent] tags */
+    int32_t log_level;         /* enum rmr_log_level (error=1 .. debug=4): config_read() adds 1
+                                * to the index of choices error|warn|info|debug */
+    int32_t log_format;        /* 0 text, 1 json */
+    const char *plugin_dir;    /* NULL: next to the binary, then the built-in default */
+    const char *hostname;      /* NULL: gethostname() */
+    int64_t shutdown_grace_ms; /* outputs drain this long after SIGTERM */
+    int64_t log_rate_limit_ms; /* identical log lines at most once per this window */
+    struct rmr_taglist tags;   /* [agent] tags */
     struct rmr_strlist enabled_inputs; /* ENV_DEFAULT_ENABLED_INPUTS; count 0 when unset */
-    int32_t enabled_inputs_set; /* 1 when ENV_DEFAULT_ENABLED_INPUTS (or the key) was given */
+    int32_t enabled_inputs_set;     /* 1 when ENV_DEFAULT_ENABLED_INPUTS (or the key) was given */
     struct rmr_taglist global_tags; /* ENV_GLOBAL_TAGS, ENV_GLOBAL_HOST_TAGS */
     struct rmr_taglist dd_tags;     /* DD_TAGS, plus env/service/version from DD_ENV, ...
                                      * (which replace those keys given in DD_TAGS) */
@@ -93,11 +93,11 @@ struct cfg_plugin {
 };
 
 struct cfg_instance {
-    uint32_t kind;     /* enum rmr_plugin_kind */
-    char *name;        /* "input.dk" or "input.dk.label" */
-    char *label;       /* NULL or "label" */
+    uint32_t kind; /* enum rmr_plugin_kind */
+    char *name;    /* "input.dk" or "input.dk.label" */
+    char *label;   /* NULL or "label" */
     const struct cfg_plugin *plugin;
-    void *config;      /* desc->config_size bytes filled per the schema; owned */
+    void *config; /* desc->config_size bytes filled per the schema; owned */
     struct instance_common common;
     struct cfg_setting *settings; /* plugin options, then common options */
     uint32_t nsettings;
@@ -106,7 +106,7 @@ struct cfg_instance {
 };
 
 struct config {
-    char *path;              /* main file, NULL when none (embedded default) */
+    char *path; /* main file, NULL when none (embedded default) */
     struct cfg_entry *entries;
     uint32_t nentries;
     uint32_t ninstances;
@@ -115,7 +115,7 @@ struct config {
     struct cfg_setting *agent_settings;
     uint32_t nagent_settings;
     uint32_t reserved_;
-    char **env; /* a private copy of the environment the config was read with */
+    char **env;              /* a private copy of the environment the config was read with */
     struct cfg_store *store; /* owned strings and arrays behind every pointer above */
 };
 
@@ -127,10 +127,9 @@ struct config {
  * variables the first one set wins, except for LIST and TAGS options, where all that are set
  * are merged in order (ENV_GLOBAL_HOST_TAGS + ENV_GLOBAL_TAGS). An empty value counts as set
  * (an empty list or tag set), except that an empty STRING value means the option's default
- * (NULL when none) and an empty required value is missing. A line longer than inih's buffer (199 characters)
- * is an error. Errors: RMR_ECONFIG with a message in err, RMR_ENOMEM. */
-int config_read(struct config *cfg, const char *path, char *const *envp, char *err,
-                size_t errlen);
+ * (NULL when none) and an empty required value is missing. A line longer than inih's buffer (199
+ * characters) is an error. Errors: RMR_ECONFIG with a message in err, RMR_ENOMEM. */
+int config_read(struct config *cfg, const char *path, char *const *envp, char *err, size_t errlen);
 
 /* Decides the instances and fills their configs (see the file comment). plugins is borrowed
  * and must outlive cfg. Warnings (an unknown name in ENV_DEFAULT_ENABLED_INPUTS, an unknown
@@ -190,7 +189,7 @@ int config_fill(struct cfg_store *store, const struct rmr_option *opts, void *co
 int config_parse_tags(struct cfg_store *store, const char *text, struct rmr_taglist *out);
 
 /* Helpers also used by the CLI and tests. */
-int config_parse_size(const char *text, uint64_t *out);      /* "64MiB" */
+int config_parse_size(const char *text, uint64_t *out);       /* "64MiB" */
 int config_parse_duration(const char *text, int64_t *out_ms); /* "1h30m", "250ms" */
 int config_parse_bool(const char *text, int32_t *out);
 /* The name from names (NULL-terminated) closest to word by edit distance, or NULL when none is

@@ -147,8 +147,8 @@ static void kick(struct delivery *d)
         d->req.data = d;
         rc = uv_fs_write(d->loop, &d->req, d->fd, &d->buf, 1, -1, on_write);
         if (rc < 0) {
-            log_write(RMR_LOG_ERROR, d->ins->ci->name, "cannot write to '%s': %s",
-                      d->file_path, uv_strerror(rc));
+            log_write(RMR_LOG_ERROR, d->ins->ci->name, "cannot write to '%s': %s", d->file_path,
+                      uv_strerror(rc));
             pop_head(d, "write_error");
             continue;
         }

@@ -1064,3 +1064,23 @@ fail:
     free(memo);
     return rc;
 }
+
+void batch_stamp_time(struct rmr_batch *b, int64_t now_ns)
+{
+    if (b->sealed)
+        return;
+    for (uint32_t i = 0; i < b->count; i++) {
+        void *r = b->recs[i].data;
+        int64_t *t = NULL;
+        switch ((enum rmr_record_kind)b->recs[i].kind) {
+        case RMR_REC_METRIC: t = &((struct rmr_metric *)r)->time_ns; break;
+        case RMR_REC_LOG: t = &((struct rmr_log *)r)->time_ns; break;
+        case RMR_REC_SPAN: t = &((struct rmr_span *)r)->start_ns; break;
+        case RMR_REC_EVENT: t = &((struct rmr_event *)r)->time_ns; break;
+        case RMR_REC_CHECK: t = &((struct rmr_check *)r)->time_ns; break;
+        case RMR_REC_OBJECT: t = &((struct rmr_object *)r)->time_ns; break;
+        }
+        if (t != NULL && *t == 0)
+            *t = now_ns;
+    }
+}

@@ -81,6 +81,10 @@ size_t batch_bytes(const struct rmr_batch *b);
  * (the batch is unchanged for records not yet merged), RMR_EPERM (sealed). */
 int batch_merge_tags(struct rmr_batch *b, const struct rmr_tag *tags, uint32_t ntags);
 
+/* Sets time_ns (spans: start_ns) of every record that has 0 to now_ns. Before seal only: the
+ * host stamps records at emit. */
+void batch_stamp_time(struct rmr_batch *b, int64_t now_ns);
+
 /* Makes the batch read-only; later adds and merges fail with RMR_EPERM. */
 void batch_seal(struct rmr_batch *b);
 

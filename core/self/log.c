@@ -98,7 +98,8 @@ void log_writev(uint32_t level, const char *subject, const char *fmt, va_list ap
     pthread_mutex_lock(&g_log.lock);
     struct log_slot *slot = &g_log.slots[h % LOG_SLOTS];
     uint64_t suppressed = 0;
-    if (g_log.rate_limit_ms > 0 && slot->hash == h && now_ms - slot->last_ms < g_log.rate_limit_ms) {
+    if (g_log.rate_limit_ms > 0 && slot->hash == h &&
+        now_ms - slot->last_ms < g_log.rate_limit_ms) {
         slot->suppressed++;
         pthread_mutex_unlock(&g_log.lock);
         return;
@@ -115,7 +116,8 @@ void log_writev(uint32_t level, const char *subject, const char *fmt, va_list ap
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     if (g_log.json) {
-        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"subject\":\"", when, level_name(level));
+        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"subject\":\"", when,
+                level_name(level));
         json_escape(stderr, subject);
         fputs("\",\"msg\":\"", stderr);
         json_escape(stderr, msg);
@@ -126,7 +128,8 @@ void log_writev(uint32_t level, const char *subject, const char *fmt, va_list ap
     } else {
         fprintf(stderr, "%s %-5s %s: %s", when, level_name(level), subject, msg);
         if (suppressed > 0)
-            fprintf(stderr, " (%llu identical messages suppressed)", (unsigned long long)suppressed);
+            fprintf(stderr, " (%llu identical messages suppressed)",
+                    (unsigned long long)suppressed);
         fputc('\n', stderr);
     }
     fflush(stderr);

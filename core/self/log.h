@@ -14,13 +14,14 @@
 void log_configure(uint32_t level, int json, int64_t rate_limit_ms);
 int log_enabled(uint32_t level);
 /* subject: "input.dk", "agent", ... (borrowed). Thread: any. */
-void log_writev(uint32_t level, const char *subject, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 0))) void log_writev(uint32_t level, const char *subject,
+                                                      const char *fmt, va_list ap);
 __attribute__((format(printf, 3, 4))) void log_write(uint32_t level, const char *subject,
                                                      const char *fmt, ...);
 
 #define log_error(...) log_write(RMR_LOG_ERROR, "agent", __VA_ARGS__)
-#define log_warn(...) log_write(RMR_LOG_WARN, "agent", __VA_ARGS__)
-#define log_info(...) log_write(RMR_LOG_INFO, "agent", __VA_ARGS__)
+#define log_warn(...)  log_write(RMR_LOG_WARN, "agent", __VA_ARGS__)
+#define log_info(...)  log_write(RMR_LOG_INFO, "agent", __VA_ARGS__)
 #define log_debug(...) log_write(RMR_LOG_DEBUG, "agent", __VA_ARGS__)
 
 #endif

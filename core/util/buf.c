@@ -106,13 +106,41 @@ int dbuf_json_str(struct dbuf *b, const char *str, size_t len)
             continue;
         }
         switch (c) {
-        case '"': *o++ = '\\'; *o++ = '"'; i++; continue;
-        case '\\': *o++ = '\\'; *o++ = '\\'; i++; continue;
-        case '\b': *o++ = '\\'; *o++ = 'b'; i++; continue;
-        case '\f': *o++ = '\\'; *o++ = 'f'; i++; continue;
-        case '\n': *o++ = '\\'; *o++ = 'n'; i++; continue;
-        case '\r': *o++ = '\\'; *o++ = 'r'; i++; continue;
-        case '\t': *o++ = '\\'; *o++ = 't'; i++; continue;
+        case '"':
+            *o++ = '\\';
+            *o++ = '"';
+            i++;
+            continue;
+        case '\\':
+            *o++ = '\\';
+            *o++ = '\\';
+            i++;
+            continue;
+        case '\b':
+            *o++ = '\\';
+            *o++ = 'b';
+            i++;
+            continue;
+        case '\f':
+            *o++ = '\\';
+            *o++ = 'f';
+            i++;
+            continue;
+        case '\n':
+            *o++ = '\\';
+            *o++ = 'n';
+            i++;
+            continue;
+        case '\r':
+            *o++ = '\\';
+            *o++ = 'r';
+            i++;
+            continue;
+        case '\t':
+            *o++ = '\\';
+            *o++ = 't';
+            i++;
+            continue;
         default: break;
         }
         if (c < 0x20) {
@@ -144,8 +172,8 @@ static int deflate_buf(int window_bits, const void *in, size_t len, unsigned cha
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
         return RMR_ENOMEM;
     uLong bound = deflateBound(&zs, (uLong)len) + 32;
     unsigned char *buf = malloc(bound);
@@ -169,8 +197,7 @@ static int deflate_buf(int window_bits, const void *in, size_t len, unsigned cha
     return 0;
 }
 
-int compress_buf(uint32_t method, const void *in, size_t len, unsigned char **out,
-                 size_t *outlen)
+int compress_buf(uint32_t method, const void *in, size_t len, unsigned char **out, size_t *outlen)
 {
     *out = NULL;
     *outlen = 0;

@@ -24,7 +24,6 @@ int dbuf_json_str(struct dbuf *b, const char *s, size_t len);
 
 /* Compresses in with method (enum rmr_compression: none copies) into a new malloc'd buffer.
  * Errors: RMR_ENOMEM, RMR_EINVAL (unknown method), RMR_EIO (library failure). */
-int compress_buf(uint32_t method, const void *in, size_t len, unsigned char **out,
-                 size_t *outlen);
+int compress_buf(uint32_t method, const void *in, size_t len, unsigned char **out, size_t *outlen);
 
 #endif

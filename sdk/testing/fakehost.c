@@ -101,6 +101,7 @@ struct ptrvec {
 
 struct rmr_fakehost {
     int64_t wall_ns;
+    char hostname[256];
     int64_t mono_ns;
     struct rmr_instance *instances;
     uint32_t ninstances_made; /* names the second instance of a plugin "input.x.2" */
@@ -305,6 +306,11 @@ static int h_batch_add(rmr_batch_t *b, uint32_t kind, const void *rec)
     return batch_add(b, kind, rec);
 }
 
+static const char *h_hostname(rmr_instance_t *ins)
+{
+    return ins->fh->hostname;
+}
+
 static int h_emit(rmr_instance_t *ins, rmr_batch_t *b)
 {
     struct rmr_fakehost *fh = ins->fh;
@@ -325,6 +331,8 @@ static int h_emit(rmr_instance_t *ins, rmr_batch_t *b)
         batch_unref(b);
         return RMR_EFULL;
     }
+    /* As the agent does: records without a timestamp get the emit time. */
+    batch_stamp_time(b, fh->wall_ns);
     batch_seal(b);
     if (ptrvec_push(&fh->emitted, b) < 0) {
         count(ins, "records_dropped", "no_memory", NULL, n);
@@ -549,6 +557,7 @@ static const struct rmr_host_api fake_api = {
     .process_stats = h_process_stats,
     .work = h_work,
     .stop_done = h_stop_done,
+    .hostname = h_hostname,
 };
 
 /* ---- the fake host ------------------------------------------------------------------------ */
@@ -559,6 +568,7 @@ struct rmr_fakehost *rmr_fakehost_new(void)
     if (fh == NULL)
         return NULL;
     fh->wall_ns = FH_WALL_START_NS;
+    snprintf(fh->hostname, sizeof fh->hostname, "fakehost");
     fh->mono_ns = FH_MONO_START_NS;
     fh->ps.struct_size = (uint32_t)sizeof fh->ps;
     return fh;
@@ -875,6 +885,11 @@ void rmr_fakehost_advance(struct rmr_fakehost *fh, uint64_t ms)
     int64_t step = until - fh->mono_ns;
     fh->mono_ns += step;
     fh->wall_ns += step;
+}
+
+void rmr_fakehost_set_hostname(struct rmr_fakehost *fh, const char *hostname)
+{
+    snprintf(fh->hostname, sizeof fh->hostname, "%s", hostname);
 }
 
 void rmr_fakehost_set_wall_ns(struct rmr_fakehost *fh, int64_t wall_ns)

@@ -40,13 +40,16 @@ void rmr_fakehost_destroy(struct rmr_fakehost *fh, rmr_instance_t *ins);
 /* Moves both clocks forward by ms, firing due timers in time order. */
 void rmr_fakehost_advance(struct rmr_fakehost *fh, uint64_t ms);
 void rmr_fakehost_set_wall_ns(struct rmr_fakehost *fh, int64_t wall_ns);
+/* What rmr_hostname() answers (copied); "fakehost" by default. */
+void rmr_fakehost_set_hostname(struct rmr_fakehost *fh, const char *hostname);
 
 /* Schemas that rmr_schema_wanted() reports as wanted (NULL-terminated; copied). */
 void rmr_fakehost_want_schemas(struct rmr_fakehost *fh, const char *const *schemas);
 /* Makes the next emits fail with RMR_EFULL (1) or succeed again (0). */
 void rmr_fakehost_set_full(struct rmr_fakehost *fh, int full);
 
-/* Batches emitted so far, oldest first; borrowed until clear or free. */
+/* Batches emitted so far, oldest first; borrowed until clear or free. As in the agent, records
+ * emitted with time_ns 0 carry the fake wall clock of the emit. */
 uint32_t rmr_fakehost_emitted_count(const struct rmr_fakehost *fh);
 const rmr_batch_t *rmr_fakehost_emitted(const struct rmr_fakehost *fh, uint32_t index);
 void rmr_fakehost_clear_emitted(struct rmr_fakehost *fh);
@@ -70,9 +73,11 @@ void rmr_fakehost_clear_payloads(struct rmr_fakehost *fh);
 
 /* A counter of an instance (rmr_counter_add, encoder drops as "records_dropped"); reason may
  * be NULL. 0 when never counted. */
-uint64_t rmr_fakehost_counter(const struct rmr_fakehost *fh, rmr_instance_t *ins,
-                              const char *name, const char *reason);
-/* Registers a stat that rmr_stats_foreach() reports (copied), for self-monitoring inputs. */
+uint64_t rmr_fakehost_counter(const struct rmr_fakehost *fh, rmr_instance_t *ins, const char *name,
+                              const char *reason);
+/* Registers a stat that rmr_stats_foreach() reports (copied; the same instance, name, reason
+ * and record kind again replaces the value), for self-monitoring inputs. The fake host reports
+ * only registered stats, not the instances' own counters. */
 void rmr_fakehost_add_stat(struct rmr_fakehost *fh, const struct rmr_stat *stat);
 /* Sets what rmr_process_stats() reports (copied). */
 void rmr_fakehost_set_process_stats(struct rmr_fakehost *fh, const struct rmr_process_stats *ps);

@@ -63,8 +63,8 @@ static int probe_start(rmr_instance_t *ins, void *state)
     struct probe *p = state;
     if (p->cfg->interval_ms == 0)
         return 0;
-    return rmr_timer_start(ins, (uint64_t)p->cfg->interval_ms, (uint64_t)p->cfg->interval_ms,
-                           tick, p, &p->timer);
+    return rmr_timer_start(ins, (uint64_t)p->cfg->interval_ms, (uint64_t)p->cfg->interval_ms, tick,
+                           p, &p->timer);
 }
 
 static int probe_stop(rmr_instance_t *ins, void *state)
@@ -81,8 +81,8 @@ static void probe_destroy(rmr_instance_t *ins, void *state)
 }
 
 /* The output flavour writes "name value" lines to the file named by its required path. */
-__attribute__((unused)) static int probe_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *batches,
-                        uint32_t n)
+__attribute__((unused)) static int probe_encode(rmr_encoder_t *enc, void *state,
+                                                const rmr_batch_t *const *batches, uint32_t n)
 {
     const struct probe *p = state;
     char endpoint[4096] = "file:";

@@ -50,9 +50,9 @@ static inline int tap_result(int ok, const char *file, int line, const char *nam
 #define IS_STR(got, want, name)                                                                    \
     do {                                                                                           \
         const char *g_ = (got), *w_ = (want);                                                      \
-        int eq_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0);               \
+        int eq_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0);                 \
         if (!tap_result(eq_, __FILE__, __LINE__, (name)))                                          \
-            printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");     \
+            printf("#   got \"%s\", want \"%s\"\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");       \
     } while (0)
 
 /* Compares a pointer+length string with a C string. */
@@ -62,14 +62,14 @@ static inline int tap_result(int ok, const char *file, int line, const char *nam
         size_t n_ = (size_t)(len);                                                                 \
         int eq_ = strlen(w_) == n_ && (n_ == 0 || memcmp(p_, w_, n_) == 0);                        \
         if (!tap_result(eq_, __FILE__, __LINE__, (name)))                                          \
-            printf("#   got \"%.*s\", want \"%s\"\n", (int)n_, p_ ? p_ : "", w_);                \
+            printf("#   got \"%.*s\", want \"%s\"\n", (int)n_, p_ ? p_ : "", w_);                  \
     } while (0)
 
 #define CONTAINS(hay, needle, name)                                                                \
     do {                                                                                           \
         const char *h_ = (hay), *n_ = (needle);                                                    \
         if (!tap_result(h_ && strstr(h_, n_) != NULL, __FILE__, __LINE__, (name)))                 \
-            printf("#   \"%s\" does not contain \"%s\"\n", h_ ? h_ : "(null)", n_);               \
+            printf("#   \"%s\" does not contain \"%s\"\n", h_ ? h_ : "(null)", n_);                \
     } while (0)
 
 static inline int tap_done(void)

@@ -129,7 +129,7 @@ def is_dk_rss(line):
 
 def test_embedded_default(t):
     """No file, no variables but a short interval: dk records on stdout; SIGTERM exits 0."""
-    a = Agent(["-c", EMPTY_CONF], REMORA_INPUT_DK_INTERVAL="1s")
+    a = Agent(["-c", EMPTY_CONF], REMORA_INPUT_DK_INTERVAL="1s", DD_HOSTNAME="sidecar-7")
     when, line = a.wait_line(is_dk_rss, 8)
     t.ok(line is not None, "the dk input's records appear on stdout", a.errors())
     if line:
@@ -138,6 +138,7 @@ def test_embedded_default(t):
         t.ok(isinstance(r.get("value"), (int, float)) and r["value"] > 1 << 20,
              "rss is a plausible number of bytes", r)
         t.eq(r.get("unit"), "By", "rss has its unit")
+        t.eq(r.get("tags", {}).get("host"), "sidecar-7", "DD_HOSTNAME names the host")
     _, line = a.wait_line(lambda l: '"remora.queue_bytes"' in l, 3)
     t.ok(line is not None and json.loads(line)["tags"].get("instance") == "output.file",
          "per-instance stats are tagged with their instance", line)

@@ -31,12 +31,26 @@ static const struct rmr_option dk_options[] = {
     RMR_OPT_TIME("interval", "10s", 0, struct dk_conf, interval_ms, "Collection interval."),
     RMR_OPT_STR("name", NULL, 0, struct dk_conf, name, "A name."),
     RMR_OPT_STRLIST("metrics", "cpu,mem", 0, struct dk_conf, metrics, "Metric sets."),
-    {.name = "mode", .type = RMR_OPT_ENUM, .def = "basic", .choices = "basic|full",
-     .help = "Mode.", .offset = (uint32_t)offsetof(struct dk_conf, mode)},
-    {.name = "ratio", .type = RMR_OPT_DOUBLE, .def = "0.5", .min = 0, .max = 1,
-     .help = "Sampling ratio.", .offset = (uint32_t)offsetof(struct dk_conf, ratio)},
+    {.name = "mode",
+     .type = RMR_OPT_ENUM,
+     .def = "basic",
+     .choices = "basic|full",
+     .help = "Mode.",
+     .offset = (uint32_t)offsetof(struct dk_conf, mode)},
+    {.name = "ratio",
+     .type = RMR_OPT_DOUBLE,
+     .def = "0.5",
+     .min = 0,
+     .max = 1,
+     .help = "Sampling ratio.",
+     .offset = (uint32_t)offsetof(struct dk_conf, ratio)},
     RMR_OPT_BYTES("buffer", "64KiB", 0, struct dk_conf, buffer, "Buffer size."),
-    {.name = "retries", .type = RMR_OPT_INT, .def = "3", .min = 0, .max = 10, .help = "Retries.",
+    {.name = "retries",
+     .type = RMR_OPT_INT,
+     .def = "3",
+     .min = 0,
+     .max = 10,
+     .help = "Retries.",
      .offset = (uint32_t)offsetof(struct dk_conf, retries)},
     RMR_OPT_BOOLEAN("verbose", "false", 0, struct dk_conf, verbose, "Verbose."),
     RMR_OPT_TAGLIST("extra", NULL, 0, struct dk_conf, extra, "Extra tags."),
@@ -62,11 +76,18 @@ struct dataway_conf {
 };
 
 static const struct rmr_option dataway_options[] = {
-    {.name = "url", .type = RMR_OPT_STRING,
-     .flags = RMR_OPT_REQUIRED | RMR_OPT_SECRET | RMR_OPT_ENABLES, .env = "ENV_DATAWAY",
-     .help = "Dataway URL with token.", .offset = (uint32_t)offsetof(struct dataway_conf, url)},
-    {.name = "compression", .type = RMR_OPT_ENUM, .def = "gzip", .choices = "none|gzip|zstd",
-     .help = "Compression.", .offset = (uint32_t)offsetof(struct dataway_conf, compression)},
+    {.name = "url",
+     .type = RMR_OPT_STRING,
+     .flags = RMR_OPT_REQUIRED | RMR_OPT_SECRET | RMR_OPT_ENABLES,
+     .env = "ENV_DATAWAY",
+     .help = "Dataway URL with token.",
+     .offset = (uint32_t)offsetof(struct dataway_conf, url)},
+    {.name = "compression",
+     .type = RMR_OPT_ENUM,
+     .def = "gzip",
+     .choices = "none|gzip|zstd",
+     .help = "Compression.",
+     .offset = (uint32_t)offsetof(struct dataway_conf, compression)},
     RMR_OPT_BYTES("max_body", "10MiB", 0, struct dataway_conf, max_body, "Max body."),
     RMR_OPT_TIME("timeout", "30s", 0, struct dataway_conf, timeout_ms, "Timeout."),
     RMR_OPT_END,
@@ -81,23 +102,37 @@ static const struct rmr_option file_options[] = {
     RMR_OPT_END,
 };
 
-static const struct rmr_plugin dk_desc = {
-    .struct_size = sizeof(struct rmr_plugin), .abi_major = RMR_ABI_MAJOR,
-    .abi_minor = RMR_ABI_MINOR, .kind = RMR_KIND_INPUT, .name = "dk", .aliases = "self",
-    .options = dk_options, .config_size = sizeof(struct dk_conf)};
-static const struct rmr_plugin ecs_desc = {
-    .struct_size = sizeof(struct rmr_plugin), .abi_major = RMR_ABI_MAJOR,
-    .abi_minor = RMR_ABI_MINOR, .kind = RMR_KIND_INPUT, .name = "ecs_fargate", .aliases = "ecs",
-    .enable_env = "ECS_FARGATE,ENV_ECS_FARGATE", .options = ecs_options,
-    .config_size = sizeof(struct ecs_conf)};
-static const struct rmr_plugin dataway_desc = {
-    .struct_size = sizeof(struct rmr_plugin), .abi_major = RMR_ABI_MAJOR,
-    .abi_minor = RMR_ABI_MINOR, .kind = RMR_KIND_OUTPUT, .name = "dataway",
-    .options = dataway_options, .config_size = sizeof(struct dataway_conf)};
-static const struct rmr_plugin file_desc = {
-    .struct_size = sizeof(struct rmr_plugin), .abi_major = RMR_ABI_MAJOR,
-    .abi_minor = RMR_ABI_MINOR, .kind = RMR_KIND_OUTPUT, .name = "file",
-    .options = file_options, .config_size = sizeof(struct file_conf)};
+static const struct rmr_plugin dk_desc = {.struct_size = sizeof(struct rmr_plugin),
+                                          .abi_major = RMR_ABI_MAJOR,
+                                          .abi_minor = RMR_ABI_MINOR,
+                                          .kind = RMR_KIND_INPUT,
+                                          .name = "dk",
+                                          .aliases = "self",
+                                          .options = dk_options,
+                                          .config_size = sizeof(struct dk_conf)};
+static const struct rmr_plugin ecs_desc = {.struct_size = sizeof(struct rmr_plugin),
+                                           .abi_major = RMR_ABI_MAJOR,
+                                           .abi_minor = RMR_ABI_MINOR,
+                                           .kind = RMR_KIND_INPUT,
+                                           .name = "ecs_fargate",
+                                           .aliases = "ecs",
+                                           .enable_env = "ECS_FARGATE,ENV_ECS_FARGATE",
+                                           .options = ecs_options,
+                                           .config_size = sizeof(struct ecs_conf)};
+static const struct rmr_plugin dataway_desc = {.struct_size = sizeof(struct rmr_plugin),
+                                               .abi_major = RMR_ABI_MAJOR,
+                                               .abi_minor = RMR_ABI_MINOR,
+                                               .kind = RMR_KIND_OUTPUT,
+                                               .name = "dataway",
+                                               .options = dataway_options,
+                                               .config_size = sizeof(struct dataway_conf)};
+static const struct rmr_plugin file_desc = {.struct_size = sizeof(struct rmr_plugin),
+                                            .abi_major = RMR_ABI_MAJOR,
+                                            .abi_minor = RMR_ABI_MINOR,
+                                            .kind = RMR_KIND_OUTPUT,
+                                            .name = "file",
+                                            .options = file_options,
+                                            .config_size = sizeof(struct file_conf)};
 
 static const struct cfg_plugin plugins[] = {
     {&dk_desc, "builtin"},
@@ -163,8 +198,7 @@ static int load(struct config *cfg, const char *path, char **env)
     int rc = config_read(cfg, path, env, err, sizeof err);
     if (rc != 0)
         return rc;
-    return config_resolve(cfg, plugins, NPLUGINS, "dk", "file", on_warn, &warns, err,
-                          sizeof err);
+    return config_resolve(cfg, plugins, NPLUGINS, "dk", "file", on_warn, &warns, err, sizeof err);
 }
 
 /* Writes text as the main file and loads it. */
@@ -182,8 +216,7 @@ static const struct cfg_instance *find(const struct config *cfg, const char *nam
     return NULL;
 }
 
-static const struct cfg_setting *setting(const struct cfg_setting *s, uint32_t n,
-                                         const char *key)
+static const struct cfg_setting *setting(const struct cfg_setting *s, uint32_t n, const char *key)
 {
     for (uint32_t i = 0; i < n; i++)
         if (strcmp(s[i].opt->name, key) == 0)
@@ -380,10 +413,10 @@ static void test_fill(void)
     struct cfg_store *store = cfg_store_new();
     struct dk_conf c;
     memset(&c, 0, sizeof c);
-    const char *keys[] = {"interval", "name", "metrics", "mode",  "ratio",
+    const char *keys[] = {"interval", "name",    "metrics", "mode", "ratio",
                           "buffer",   "retries", "verbose", "extra"};
-    const char *vals[] = {"1h30m", "n1", " a, ,b ,c ", "FULL", "0.25",
-                          "1.5KiB", "10", "on", "x:1 y=2"};
+    const char *vals[] = {"1h30m",  "n1", " a, ,b ,c ", "FULL",   "0.25",
+                          "1.5KiB", "10", "on",         "x:1 y=2"};
     IS_INT(config_fill(store, dk_options, &c, keys, vals, 9, err, sizeof err), 0, "fill all");
     IS_INT(c.interval_ms, 5400000, "fill duration");
     IS_STR(c.name, "n1", "fill string");
@@ -412,8 +445,9 @@ static void test_fill(void)
     static const struct {
         const char *key, *value, *want;
     } bad[] = {
-        {"interval", "abc", "key 'interval': expected a duration like 10s, 250ms or 1h30m, "
-                            "got 'abc'"},
+        {"interval", "abc",
+         "key 'interval': expected a duration like 10s, 250ms or 1h30m, "
+         "got 'abc'"},
         {"mode", "bogus", "key 'mode': expected one of basic|full, got 'bogus'"},
         {"ratio", "1.5", "key 'ratio': must be between 0 and 1, got '1.5'"},
         {"ratio", "x", "key 'ratio': expected a number, got 'x'"},
@@ -430,8 +464,7 @@ static void test_fill(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&c, 0, sizeof c);
-        int rc = config_fill(store, dk_options, &c, &bad[i].key, &bad[i].value, 1, err,
-                             sizeof err);
+        int rc = config_fill(store, dk_options, &c, &bad[i].key, &bad[i].value, 1, err, sizeof err);
         IS_INT(rc, RMR_ECONFIG, bad[i].want);
         CONTAINS(err, bad[i].want, bad[i].want);
     }
@@ -555,17 +588,17 @@ static void test_file_basic(void)
 static void test_empty_and_disabled(void)
 {
     struct config cfg;
-    IS_INT(load_text(&cfg, "[output.dataway]\nurl = https://x\n[input.dk]\nenabled = false\n",
-                     NULL),
-           0, "disabled input loads");
+    IS_INT(
+        load_text(&cfg, "[output.dataway]\nurl = https://x\n[input.dk]\nenabled = false\n", NULL),
+        0, "disabled input loads");
     const struct cfg_instance *dk = find(&cfg, "input.dk");
     OK(dk != NULL && dk->common.enabled == 0, "enabled = false keeps the instance, off");
     IS_UINT(cfg.ninstances, 2, "no default input: one is configured (off)");
     OK(find(&cfg, "output.file") == NULL, "no default output");
     config_release(&cfg);
 
-    IS_INT(load_text(&cfg, "[agent]\nhostname =\n[output.file]\npath =\n[output.file.e]\n", NULL), 0,
-           "empty section loads");
+    IS_INT(load_text(&cfg, "[agent]\nhostname =\n[output.file]\npath =\n[output.file.e]\n", NULL),
+           0, "empty section loads");
     OK(cfg.agent.hostname == NULL, "an empty string value means unset");
     const struct cfg_instance *fo = find(&cfg, "output.file");
     IS_STR(fo ? ((const struct file_conf *)fo->config)->path : NULL, "-",
@@ -726,8 +759,7 @@ static void test_errors(void)
 
     /* A secret's bad value is never echoed. */
     static const struct rmr_option secret_opts[] = {
-        {.name = "token", .type = RMR_OPT_INT, .flags = RMR_OPT_SECRET,
-         .offset = 0},
+        {.name = "token", .type = RMR_OPT_INT, .flags = RMR_OPT_SECRET, .offset = 0},
         RMR_OPT_END,
     };
     struct cfg_store *store = cfg_store_new();
@@ -772,8 +804,8 @@ static void test_precedence(void)
     IS_STR(cfg.agent.hostname, "ddhost", "the first listed variable wins");
     config_release(&cfg);
 
-    char *env3[] = {"DD_HOSTNAME=ddhost", "REMORA_AGENT_HOSTNAME=remorahost",
-                    "ENV_DATAWAY=https://envway", "REMORA_OUTPUT_DATAWAY_URL=https://remora",
+    char *env3[] = {"DD_HOSTNAME=ddhost",          "REMORA_AGENT_HOSTNAME=remorahost",
+                    "ENV_DATAWAY=https://envway",  "REMORA_OUTPUT_DATAWAY_URL=https://remora",
                     "REMORA_AGENT_LOG_LEVEL=warn", NULL};
     IS_INT(load_text(&cfg, text, env3), 0, "precedence: REMORA_ env");
     IS_STR(cfg.agent.hostname, "remorahost", "REMORA_AGENT_ beats the ecosystem");
@@ -834,8 +866,8 @@ static void test_env_only(void)
                    NULL};
     IS_INT(load(&cfg, NULL, env), 0, "env-only config loads");
     const struct cfg_instance *f = find(&cfg, "output.file");
-    OK(f && f->enabled_by.origin == CFG_ENV && strcmp(f->enabled_by.env,
-                                                      "REMORA_OUTPUT_FILE_PATH") == 0,
+    OK(f && f->enabled_by.origin == CFG_ENV &&
+           strcmp(f->enabled_by.env, "REMORA_OUTPUT_FILE_PATH") == 0,
        "REMORA_OUTPUT_FILE_PATH creates output.file");
     IS_STR(f ? ((const struct file_conf *)f->config)->path : NULL, "/tmp/out.json", "path set");
     const struct cfg_instance *e = find(&cfg, "input.ecs_fargate");
@@ -933,9 +965,13 @@ static void test_defaults(void)
 static void test_tags_env(void)
 {
     struct config cfg;
-    char *env[] = {"ENV_GLOBAL_HOST_TAGS=host=h1", "ENV_GLOBAL_TAGS=b=c,d:e",
-                   "DD_TAGS=team:x env:old  bare", "DD_ENV=prod", "DD_SERVICE=svc",
-                   "DD_VERSION=", NULL};
+    char *env[] = {"ENV_GLOBAL_HOST_TAGS=host=h1",
+                   "ENV_GLOBAL_TAGS=b=c,d:e",
+                   "DD_TAGS=team:x env:old  bare",
+                   "DD_ENV=prod",
+                   "DD_SERVICE=svc",
+                   "DD_VERSION=",
+                   NULL};
     IS_INT(load_text(&cfg, "[agent]\nglobal_tags = f=g\n", env), 0, "tag variables load");
     const struct rmr_taglist *g = &cfg.agent.global_tags;
     IS_UINT(g->count, 3, "global tags merged from both variables (file replaced)");
@@ -962,8 +998,7 @@ static void test_tags_env(void)
 static void test_print(void)
 {
     struct config cfg;
-    char *env[] = {"ENV_DATAWAY=https://openway.example/v1?token=tkn_secret", "DD_TAGS=a:b",
-                   NULL};
+    char *env[] = {"ENV_DATAWAY=https://openway.example/v1?token=tkn_secret", "DD_TAGS=a:b", NULL};
     IS_INT(load_text(&cfg,
                      "[agent]\nlog_level = warn\n[input.dk]\ninterval = 30s\n[input.dk.two]\n",
                      env),

@@ -156,9 +156,9 @@ static void test_files(const char *abi_dir)
     chmod(to, 0777);
     memset(&reg, 0, sizeof reg);
     loader_load_dir(&reg, dir);
-    OK(registry_find(&reg, RMR_KIND_INPUT, "abi_frozen") == NULL, "a world-writable file is refused");
-    CONTAINS(find_refusal(&reg, "abi_frozen.so"), "writable by everyone",
-             "the refusal says why");
+    OK(registry_find(&reg, RMR_KIND_INPUT, "abi_frozen") == NULL,
+       "a world-writable file is refused");
+    CONTAINS(find_refusal(&reg, "abi_frozen.so"), "writable by everyone", "the refusal says why");
     OK(registry_find(&reg, RMR_KIND_OUTPUT, "needs_path") != NULL, "other plugins still load");
     registry_release(&reg);
     chmod(to, 0755);

@@ -21,8 +21,7 @@ static void t_destroy(rmr_instance_t *ins, void *state)
 }
 
 /* Writes "name|tags|time_set\n" per metric to out_path. */
-static int t_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *batches,
-                    uint32_t n)
+static int t_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *batches, uint32_t n)
 {
     char endpoint[96];
     snprintf(endpoint, sizeof endpoint, "file:%s", out_path);
@@ -45,7 +44,9 @@ static int t_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *b
                 rmr_payload_puts(p, ":");
                 rmr_payload_write(p, m.tags[t].value.ptr, m.tags[t].value.len);
             }
-            rmr_payload_puts(p, m.time_ns == 123 ? "|kept\n" : m.time_ns > 0 ? "|stamped\n" : "|zero\n");
+            rmr_payload_puts(p, m.time_ns == 123 ? "|kept\n"
+                                : m.time_ns > 0  ? "|stamped\n"
+                                                 : "|zero\n");
             count++;
         }
     }
@@ -150,7 +151,8 @@ int main(void)
 
     struct agent *a = calloc(1, sizeof *a);
     uv_loop_init(&a->loop);
-    struct rmr_tag itags[] = {{RMR_STR("env"), RMR_STR("prod")}, {RMR_STR("team"), RMR_STR("core")}};
+    struct rmr_tag itags[] = {{RMR_STR("env"), RMR_STR("prod")},
+                              {RMR_STR("team"), RMR_STR("core")}};
     struct cfg_instance ci[2] = {
         {.kind = RMR_KIND_INPUT, .name = "input.src", .plugin = &src_plug},
         {.kind = RMR_KIND_OUTPUT,

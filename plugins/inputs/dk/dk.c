@@ -274,13 +274,16 @@ static void add_process_metrics(struct dk_state *st)
     st->prev_cpu_ns = cpu;
     st->prev_mono_ns = mono;
 
-    add_metric(st, RMR_METRIC_GAUGE, "remora.process.rss_bytes", (double)ps.rss_bytes, "By", NULL,
-               0);
-    add_metric(st, RMR_METRIC_GAUGE, "remora.process.cpu_percent", pct, "%", NULL, 0);
-    add_metric(st, RMR_METRIC_GAUGE, "remora.process.open_fds", (double)ps.open_fds, NULL, NULL, 0);
-    add_metric(st, RMR_METRIC_GAUGE, "remora.process.threads", (double)ps.threads, NULL, NULL, 0);
+    /* The process is one per host, so its metrics carry the host as Datakit's dk input does. */
+    const struct rmr_tag host = {rmr_str_c("host"), rmr_str_c(rmr_hostname(st->ins))};
+    add_metric(st, RMR_METRIC_GAUGE, "remora.process.rss_bytes", (double)ps.rss_bytes, "By", &host,
+               1);
+    add_metric(st, RMR_METRIC_GAUGE, "remora.process.cpu_percent", pct, "%", &host, 1);
+    add_metric(st, RMR_METRIC_GAUGE, "remora.process.open_fds", (double)ps.open_fds, NULL, &host,
+               1);
+    add_metric(st, RMR_METRIC_GAUGE, "remora.process.threads", (double)ps.threads, NULL, &host, 1);
     add_metric(st, RMR_METRIC_GAUGE, "remora.process.uptime_seconds", (double)ps.uptime_ns / 1e9,
-               "s", NULL, 0);
+               "s", &host, 1);
 }
 
 static void dk_tick(rmr_instance_t *ins, void *arg)

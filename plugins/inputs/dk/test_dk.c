@@ -120,13 +120,16 @@ static void test_ticks(void)
                   "remora.queue_bytes 1 2048 0  1767225610000000000|instance:output.file,"
                   "kind:output,plugin:file",
                   "tick 1: gauge as GAUGE");
-        IS_METRIC(b, 3, "remora.process.rss_bytes 1 52428800 0 By 1767225610000000000|",
+        IS_METRIC(b, 3,
+                  "remora.process.rss_bytes 1 52428800 0 By 1767225610000000000|host:fakehost",
                   "tick 1: rss in bytes");
-        IS_METRIC(b, 4, "remora.process.cpu_percent 1 15 0 % 1767225610000000000|",
+        IS_METRIC(b, 4, "remora.process.cpu_percent 1 15 0 % 1767225610000000000|host:fakehost",
                   "tick 1: cpu percent from uptime (1.5s of 10s)");
-        IS_METRIC(b, 5, "remora.process.open_fds 1 12 0  1767225610000000000|", "tick 1: open fds");
-        IS_METRIC(b, 6, "remora.process.threads 1 4 0  1767225610000000000|", "tick 1: threads");
-        IS_METRIC(b, 7, "remora.process.uptime_seconds 1 10 0 s 1767225610000000000|",
+        IS_METRIC(b, 5, "remora.process.open_fds 1 12 0  1767225610000000000|host:fakehost",
+                  "tick 1: open fds");
+        IS_METRIC(b, 6, "remora.process.threads 1 4 0  1767225610000000000|host:fakehost",
+                  "tick 1: threads");
+        IS_METRIC(b, 7, "remora.process.uptime_seconds 1 10 0 s 1767225610000000000|host:fakehost",
                   "tick 1: uptime");
     }
 
@@ -156,7 +159,7 @@ static void test_ticks(void)
                   "remora.records_out 2 40 10000  1767225620000000000|instance:output.file,"
                   "kind:output,plugin:file",
                   "tick 2: a counter new since the last tick gives its full value");
-        IS_METRIC(b, 5, "remora.process.cpu_percent 1 25 0 % 1767225620000000000|",
+        IS_METRIC(b, 5, "remora.process.cpu_percent 1 25 0 % 1767225620000000000|host:fakehost",
                   "tick 2: cpu percent over the interval (2.5s of 10s)");
     }
 

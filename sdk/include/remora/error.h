@@ -11,25 +11,25 @@
 extern "C" {
 #endif
 
-#define RMR_OK 0
-#define RMR_EPERM (-1)        /* operation not permitted (a file's mode, a halted output) */
-#define RMR_ENOENT (-2)       /* no such entry: file, key, plugin, record */
-#define RMR_EIO (-5)          /* input/output error */
-#define RMR_EAGAIN (-11)      /* try again later */
-#define RMR_ENOMEM (-12)      /* out of memory, or a configured memory bound reached */
-#define RMR_EACCES (-13)      /* permission denied */
-#define RMR_EEXIST (-17)      /* already exists (duplicate name, route, instance) */
-#define RMR_EINVAL (-22)      /* invalid argument or input */
-#define RMR_ERANGE (-34)      /* value out of range */
-#define RMR_ENAMETOOLONG (-36) /* name or string longer than its bound */
-#define RMR_ENOTSUP (-95)     /* not supported by this host, plugin or record kind */
-#define RMR_EFULL (-105)      /* a bounded queue is full (ENOBUFS): shed load or answer 429 */
-#define RMR_ESTOPPED (-108)   /* the instance is stopping or stopped (ESHUTDOWN) */
-#define RMR_ETIMEDOUT (-110)  /* timed out */
-#define RMR_EINPROGRESS (-115) /* accepted; completion is reported later */
-#define RMR_EABI (-4001)      /* a plugin and this host disagree on the ABI */
-#define RMR_ECONFIG (-4002)   /* invalid configuration */
-#define RMR_EPARSE (-4003)    /* malformed input that could not be parsed */
+#define RMR_OK           0
+#define RMR_EPERM        (-1)    /* operation not permitted (a file's mode, a halted output) */
+#define RMR_ENOENT       (-2)    /* no such entry: file, key, plugin, record */
+#define RMR_EIO          (-5)    /* input/output error */
+#define RMR_EAGAIN       (-11)   /* try again later */
+#define RMR_ENOMEM       (-12)   /* out of memory, or a configured memory bound reached */
+#define RMR_EACCES       (-13)   /* permission denied */
+#define RMR_EEXIST       (-17)   /* already exists (duplicate name, route, instance) */
+#define RMR_EINVAL       (-22)   /* invalid argument or input */
+#define RMR_ERANGE       (-34)   /* value out of range */
+#define RMR_ENAMETOOLONG (-36)   /* name or string longer than its bound */
+#define RMR_ENOTSUP      (-95)   /* not supported by this host, plugin or record kind */
+#define RMR_EFULL        (-105)  /* a bounded queue is full (ENOBUFS): shed load or answer 429 */
+#define RMR_ESTOPPED     (-108)  /* the instance is stopping or stopped (ESHUTDOWN) */
+#define RMR_ETIMEDOUT    (-110)  /* timed out */
+#define RMR_EINPROGRESS  (-115)  /* accepted; completion is reported later */
+#define RMR_EABI         (-4001) /* a plugin and this host disagree on the ABI */
+#define RMR_ECONFIG      (-4002) /* invalid configuration */
+#define RMR_EPARSE       (-4003) /* malformed input that could not be parsed */
 
 /* Describes an error code in a few lowercase words; unknown codes get a generic text.
  * Thread: any. Returns a static string; never NULL. */

@@ -66,8 +66,8 @@ enum rmr_option_type {
 };
 
 #define RMR_OPT_REQUIRED 0x1u /* no default; startup fails when unset */
-#define RMR_OPT_SECRET 0x2u   /* redacted in logs, check-config and status */
-#define RMR_OPT_ENABLES 0x4u  /* setting one of its env variables enables the plugin */
+#define RMR_OPT_SECRET   0x2u /* redacted in logs, check-config and status */
+#define RMR_OPT_ENABLES  0x4u /* setting one of its env variables enables the plugin */
 
 struct rmr_strlist {
     const char *const *items;
@@ -83,12 +83,12 @@ struct rmr_taglist {
 
 /* One option of a plugin's schema; a schema is an array ended by an entry with name NULL. */
 struct rmr_option {
-    const char *name;    /* lowercase [a-z0-9_]; the INI key */
-    uint32_t type;       /* enum rmr_option_type */
-    uint32_t flags;      /* RMR_OPT_* */
-    const char *def;     /* default as text, parsed like a file value; NULL: unset */
-    const char *help;    /* one sentence for --describe and the docs */
-    const char *env;     /* comma-separated ecosystem variables that set it (ENV_DATAWAY), or NULL */
+    const char *name; /* lowercase [a-z0-9_]; the INI key */
+    uint32_t type;    /* enum rmr_option_type */
+    uint32_t flags;   /* RMR_OPT_* */
+    const char *def;  /* default as text, parsed like a file value; NULL: unset */
+    const char *help; /* one sentence for --describe and the docs */
+    const char *env;  /* comma-separated ecosystem variables that set it (ENV_DATAWAY), or NULL */
     const char *choices; /* RMR_OPT_ENUM: "block|drop_oldest" */
     double min;          /* INT, DOUBLE, SIZE, DURATION: range, used when max > min */
     double max;
@@ -97,22 +97,31 @@ struct rmr_option {
 };
 
 #define RMR__OPT(n, t, fl, d, st, m, h)                                                            \
-    {(n), (t), (fl), (d), (h), NULL, NULL, 0, 0, (uint32_t)offsetof(st, m), 0}
-#define RMR_OPT_STR(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_STRING, fl, d, st, m, h)
+    {                                                                                              \
+        (n), (t), (fl), (d), (h), NULL, NULL, 0, 0, (uint32_t)offsetof(st, m), 0                   \
+    }
+#define RMR_OPT_STR(n, d, fl, st, m, h)     RMR__OPT(n, RMR_OPT_STRING, fl, d, st, m, h)
 #define RMR_OPT_INTEGER(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_INT, fl, d, st, m, h)
 #define RMR_OPT_BOOLEAN(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_BOOL, fl, d, st, m, h)
-#define RMR_OPT_DBL(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_DOUBLE, fl, d, st, m, h)
-#define RMR_OPT_BYTES(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_SIZE, fl, d, st, m, h)
-#define RMR_OPT_TIME(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_DURATION, fl, d, st, m, h)
+#define RMR_OPT_DBL(n, d, fl, st, m, h)     RMR__OPT(n, RMR_OPT_DOUBLE, fl, d, st, m, h)
+#define RMR_OPT_BYTES(n, d, fl, st, m, h)   RMR__OPT(n, RMR_OPT_SIZE, fl, d, st, m, h)
+#define RMR_OPT_TIME(n, d, fl, st, m, h)    RMR__OPT(n, RMR_OPT_DURATION, fl, d, st, m, h)
 #define RMR_OPT_STRLIST(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_LIST, fl, d, st, m, h)
 #define RMR_OPT_TAGLIST(n, d, fl, st, m, h) RMR__OPT(n, RMR_OPT_TAGS, fl, d, st, m, h)
 /* An enum option: choices "a|b|c"; the member is an int32_t index. */
 #define RMR_OPT_CHOICE(n, d, fl, choices, st, m, h)                                                \
-    {(n), RMR_OPT_ENUM, (fl), (d), (h), NULL, (choices), 0, 0, (uint32_t)offsetof(st, m), 0}
+    {                                                                                              \
+        (n), RMR_OPT_ENUM, (fl), (d), (h), NULL, (choices), 0, 0, (uint32_t)offsetof(st, m), 0     \
+    }
 /* Any option with a range and ecosystem variables spelled out. */
 #define RMR_OPT_FULL(n, t, fl, d, env, lo, hi, st, m, h)                                           \
-    {(n), (t), (fl), (d), (h), (env), NULL, (lo), (hi), (uint32_t)offsetof(st, m), 0}
-#define RMR_OPT_END {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
+    {                                                                                              \
+        (n), (t), (fl), (d), (h), (env), NULL, (lo), (hi), (uint32_t)offsetof(st, m), 0            \
+    }
+#define RMR_OPT_END                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, 0, 0                                             \
+    }
 
 /* ---- outputs: payloads and responses ------------------------------------------------------ */
 
@@ -137,8 +146,8 @@ struct rmr_payload_spec {
 /* An answer from a backend, given to an output's classify(). */
 struct rmr_response {
     uint32_t struct_size;
-    int32_t status;      /* HTTP status, or 0 when the request failed below HTTP */
-    int32_t error;       /* RMR_E* for network errors (RMR_ETIMEDOUT, RMR_EIO), else 0 */
+    int32_t status; /* HTTP status, or 0 when the request failed below HTTP */
+    int32_t error;  /* RMR_E* for network errors (RMR_ETIMEDOUT, RMR_EIO), else 0 */
     int32_t reserved_;
     int64_t retry_after_ms; /* from Retry-After, -1 when absent */
     const char *body;       /* not NUL-terminated */
@@ -160,13 +169,13 @@ enum rmr_plugin_kind { RMR_KIND_INPUT = 1, RMR_KIND_OUTPUT = 2 };
 /* A plugin's descriptor. Returned by rmr_plugin_describe(); the host copies struct_size bytes
  * of it and never writes to it. Static storage is expected. */
 struct rmr_plugin {
-    uint32_t struct_size; /* sizeof(struct rmr_plugin) as compiled by the plugin */
-    uint16_t abi_major;   /* RMR_ABI_MAJOR as compiled */
-    uint16_t abi_minor;   /* RMR_ABI_MINOR as compiled */
-    uint32_t kind;        /* enum rmr_plugin_kind */
-    uint32_t flags;       /* reserved for RMR_PLUGIN_F_* flags; 0 */
-    const char *name;     /* [a-z0-9_]+, the config section name */
-    const char *version;  /* the plugin's own version */
+    uint32_t struct_size;    /* sizeof(struct rmr_plugin) as compiled by the plugin */
+    uint16_t abi_major;      /* RMR_ABI_MAJOR as compiled */
+    uint16_t abi_minor;      /* RMR_ABI_MINOR as compiled */
+    uint32_t kind;           /* enum rmr_plugin_kind */
+    uint32_t flags;          /* reserved for RMR_PLUGIN_F_* flags; 0 */
+    const char *name;        /* [a-z0-9_]+, the config section name */
+    const char *version;     /* the plugin's own version */
     const char *description; /* one line */
     const char *aliases;     /* comma-separated other names, or NULL */
     const char *enable_env;  /* comma-separated variables whose true value enables the plugin */
@@ -202,9 +211,9 @@ struct rmr_plugin {
 /* Declares a plugin's entry point. In a shared build it exports rmr_plugin_describe; with
  * RMR_BUILTIN_NAME defined (the host's -Dbuiltin build) it defines
  * rmr_plugin_describe_<name> instead, so one source file serves both ways. */
-#define RMR_EXPORT __attribute__((visibility("default")))
+#define RMR_EXPORT      __attribute__((visibility("default")))
 #define RMR__CAT2(a, b) a##b
-#define RMR__CAT(a, b) RMR__CAT2(a, b)
+#define RMR__CAT(a, b)  RMR__CAT2(a, b)
 #ifdef RMR_BUILTIN_NAME
 #define RMR_PLUGIN_DEFINE(desc)                                                                    \
     const struct rmr_plugin *RMR__CAT(rmr_plugin_describe_, RMR_BUILTIN_NAME)(void);               \
@@ -239,13 +248,13 @@ typedef void (*rmr_work_done_cb)(rmr_instance_t *ins, void *arg, int status);
 /* One self-monitoring counter or gauge, as handed to an rmr_stats_cb. */
 struct rmr_stat {
     uint32_t struct_size;
-    uint32_t is_gauge;        /* 0: monotonic counter, 1: gauge */
-    const char *instance;     /* "input.dk", "output.file.audit" */
-    const char *plugin;       /* "dk" */
-    const char *kind;         /* "input" or "output" */
-    const char *name;         /* "records_in", "records_out", "records_dropped", ... */
-    const char *reason;       /* drops: why; otherwise NULL */
-    const char *record_kind;  /* drops: which kind ("metric", ...), or NULL */
+    uint32_t is_gauge;       /* 0: monotonic counter, 1: gauge */
+    const char *instance;    /* "input.dk", "output.file.audit" */
+    const char *plugin;      /* "dk" */
+    const char *kind;        /* "input" or "output" */
+    const char *name;        /* "records_in", "records_out", "records_dropped", ... */
+    const char *reason;      /* drops: why; otherwise NULL */
+    const char *record_kind; /* drops: which kind ("metric", ...), or NULL */
     double value;
 };
 typedef void (*rmr_stats_cb)(void *arg, const struct rmr_stat *stat);
@@ -274,8 +283,8 @@ struct rmr_host_api {
     int64_t (*now_ns)(rmr_instance_t *ins);
     int64_t (*mono_ns)(rmr_instance_t *ins);
 
-    int (*timer_start)(rmr_instance_t *ins, uint64_t first_ms, uint64_t period_ms,
-                       rmr_timer_cb cb, void *arg, rmr_timer_t **out);
+    int (*timer_start)(rmr_instance_t *ins, uint64_t first_ms, uint64_t period_ms, rmr_timer_cb cb,
+                       void *arg, rmr_timer_t **out);
     void (*timer_stop)(rmr_timer_t *timer);
 
     rmr_batch_t *(*batch_new)(rmr_instance_t *ins, const char *schema);
@@ -298,13 +307,13 @@ struct rmr_host_api {
     void (*encoder_drop)(rmr_encoder_t *enc, uint32_t record_kind, const char *reason,
                          uint64_t count);
 
-    void (*counter_add)(rmr_instance_t *ins, const char *name, const char *reason,
-                        uint64_t delta);
+    void (*counter_add)(rmr_instance_t *ins, const char *name, const char *reason, uint64_t delta);
     int (*stats_foreach)(rmr_instance_t *ins, rmr_stats_cb cb, void *arg);
     int (*process_stats)(rmr_instance_t *ins, struct rmr_process_stats *out);
 
     int (*work)(rmr_instance_t *ins, rmr_work_cb fn, rmr_work_done_cb done, void *arg);
     void (*stop_done)(rmr_instance_t *ins);
+    const char *(*hostname)(rmr_instance_t *ins);
 };
 
 #define RMR_HOST_HAS(handle, member)                                                               \
@@ -315,9 +324,8 @@ struct rmr_host_api {
 
 /* Logs a message prefixed with time, level and the instance's name; identical messages are
  * rate-limited by the host. Style: lowercase, subject in quotes, cause last; never a secret. */
-__attribute__((format(printf, 3, 4))) static inline void rmr_log(rmr_instance_t *ins,
-                                                                 uint32_t level,
-                                                                 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static inline void
+rmr_log(rmr_instance_t *ins, uint32_t level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -501,8 +509,8 @@ static inline void rmr_payload_discard(rmr_payload_t *p)
 }
 /* Counts records this output cannot ship (an unsupported kind, a NaN value): reason is a
  * short snake_case word, copied. */
-static inline void rmr_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind,
-                                    const char *reason, uint64_t count)
+static inline void rmr_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char *reason,
+                                    uint64_t count)
 {
     RMR__HOST(enc)->encoder_drop(enc, record_kind, reason, count);
 }
@@ -531,10 +539,16 @@ static inline int rmr_process_stats(rmr_instance_t *ins, struct rmr_process_stat
 
 /* Runs fn(arg) on the thread pool, then done(ins, arg, 0) on the instance's thread (status
  * RMR_ESTOPPED when the host shut down first). Errors: RMR_ENOMEM; done never runs then. */
-static inline int rmr_work(rmr_instance_t *ins, rmr_work_cb fn, rmr_work_done_cb done,
-                           void *arg)
+static inline int rmr_work(rmr_instance_t *ins, rmr_work_cb fn, rmr_work_done_cb done, void *arg)
 {
     return RMR__HOST(ins)->work(ins, fn, done, arg);
+}
+
+/* The host name data is reported under: [agent] hostname (DD_HOSTNAME, ENV_HOSTNAME), else the
+ * system's host name. Borrowed; valid for the process's life; never NULL. */
+static inline const char *rmr_hostname(rmr_instance_t *ins)
+{
+    return RMR__HOST(ins)->hostname(ins);
 }
 
 /* Tells the host that a stop() which returned RMR_EINPROGRESS has finished. */

@@ -230,7 +230,7 @@ struct rmr_object {
 /* Well-known schema labels (DESIGN.md 4). A batch without a label holds records every output
  * renders its own way; a labelled batch goes only to outputs that accept the label. */
 #define RMR_SCHEMA_DATADOG "datadog"
-#define RMR_SCHEMA_GUANCE "guance"
+#define RMR_SCHEMA_GUANCE  "guance"
 #define RMR_SCHEMA_ELASTIC "elastic"
 
 #ifdef __cplusplus

@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""A -Dbuiltin=dk,file binary: both plugins are listed as builtin and dk records reach stdout.
+usage: builtin_smoke.py PATH/TO/remora"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+binary = sys.argv[1]
+with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+    env = {"PATH": os.environ.get("PATH", ""), "REMORA_INPUT_DK_INTERVAL": "1s"}
+    out = subprocess.run([binary, "plugins", "-c", conf.name], env=env, stdout=subprocess.PIPE,
+                         text=True).stdout
+    listed = [l for l in out.splitlines() if l.endswith("[builtin]")]
+    if len(listed) != 2:
+        sys.exit(f"expected dk and file as builtins:\n{out}")
+    p = subprocess.Popen([binary, "run", "-c", conf.name], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    time.sleep(2.5)
+    p.send_signal(signal.SIGTERM)
+    stdout, _ = p.communicate(timeout=25)
+    recs = [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not any(r.get("name") == "remora.process.rss_bytes" for r in recs):
+        sys.exit(f"builtin agent: exit {p.returncode}, {len(recs)} records")
+print("builtin smoke: ok")
