@@ -177,6 +177,49 @@ def test_sigterm_flushes_pending(t):
     t.ok(len(ticks) >= 2, "both ticks' records were flushed at shutdown", recs[:3])
 
 
+def stalled_agent(grace):
+    """An agent whose output is a FIFO nobody reads, so its drain can never finish."""
+    fifo = os.path.join(TMP, f"stall-{time.monotonic_ns()}.fifo")
+    os.mkfifo(fifo)
+    a = Agent(["-c", EMPTY_CONF], REMORA_INPUT_DK_INTERVAL="1s", REMORA_OUTPUT_FILE_PATH=fifo,
+              REMORA_OUTPUT_FILE_BATCH_TIMEOUT="100ms", REMORA_AGENT_SHUTDOWN_GRACE=grace)
+    time.sleep(1.6)
+    return a
+
+
+def test_shutdown_grace(t):
+    """A drain that cannot finish ends at shutdown_grace with a count of what is left."""
+    a = stalled_agent("1s")
+    t0 = time.monotonic()
+    rc = a.stop(timeout=10)
+    took = time.monotonic() - t0
+    t.eq(rc, 0, "the agent exits 0 when the grace ends")
+    t.ok(0.9 <= took <= 4.0, "it waits for the grace (1 s), not longer", f"{took:.2f}s")
+    err = a.errors()
+    t.ok("shutdown grace of 1000 ms ended with" in err and "records undelivered" in err,
+         "the undelivered records are logged with their count", err)
+
+
+def test_second_signal(t):
+    """A second signal exits at once, whatever is still draining."""
+    a = stalled_agent("20s")
+    a.p.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    rc = a.stop(signal.SIGTERM, timeout=10)
+    t.eq(rc, 128 + signal.SIGTERM, "the second SIGTERM exits at once with 128+15")
+    t.ok(time.monotonic() - t0 < 2.0, "without waiting for the 20 s grace")
+    t.contains(a.errors(), "second signal (SIGTERM); exiting now", "and says so")
+
+
+def test_json_logs(t):
+    r = run(["check-config", "-c", EMPTY_CONF], REMORA_AGENT_LOG_FORMAT="json",
+            ENV_DEFAULT_ENABLED_INPUTS="dk,cpu")
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    t.ok(lines and all(json.loads(l).get("level") for l in lines),
+         "REMORA_AGENT_LOG_FORMAT=json writes JSON log lines", r.stderr)
+
+
 def test_plugins_list(t):
     r = run(["plugins", "-c", EMPTY_CONF])
     t.eq(r.returncode, 0, "remora plugins exits 0")
@@ -362,7 +405,8 @@ if __name__ == "__main__":
         main([test_embedded_default, test_plugins_list, test_describe,
               test_check_config_sources, test_config_errors, test_secret_redacted,
               test_enabled_inputs_exact, test_file_path_env, test_abi_refusal,
-              test_world_writable, test_sigterm_flushes_pending, test_sdk_examples,
+              test_world_writable, test_sigterm_flushes_pending, test_shutdown_grace,
+              test_second_signal, test_json_logs, test_sdk_examples,
               test_default_interval])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)

@@ -59,9 +59,9 @@ struct dk_state {
 };
 
 static const struct rmr_option dk_options[] = {
-    /* Written out rather than RMR_OPT_TIME(): the macro cannot set a range. */
-    {"interval", RMR_OPT_DURATION, 0, "10s", "how often the self-metrics are collected", NULL, NULL,
-     DK_INTERVAL_MIN_MS, DK_INTERVAL_MAX_MS, (uint32_t)offsetof(struct dk_cfg, interval_ms), 0},
+    RMR_OPT_FULL("interval", RMR_OPT_DURATION, 0, "10s", NULL, DK_INTERVAL_MIN_MS,
+                 DK_INTERVAL_MAX_MS, struct dk_cfg, interval_ms,
+                 "how often the self-metrics are collected"),
     RMR_OPT_END,
 };
 

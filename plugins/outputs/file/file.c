@@ -33,9 +33,9 @@ struct file_state {
 static const struct rmr_option file_options[] = {
     RMR_OPT_STR("path", "-", 0, struct file_cfg, path,
                 "file the lines are appended to; '-' is standard output"),
-    /* plugin.h has no macro for enums (they need choices), so this entry is written out. */
-    {"compression", RMR_OPT_ENUM, 0, "none", "compress what is written to a file", NULL,
-     "none|gzip|zstd", 0, 0, (uint32_t)offsetof(struct file_cfg, compression), 0},
+    RMR_OPT_CHOICE("compression", "none", 0, "none|gzip|zstd", struct file_cfg, compression,
+                   "compress what is written to a file (concatenated gzip members or zstd "
+                   "frames, which gunzip and zstdcat read whole)"),
     RMR_OPT_END,
 };
 
