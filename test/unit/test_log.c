@@ -65,7 +65,8 @@ static void json(void)
 int main(void)
 {
     const char *out = capture(levels);
-    CONTAINS(out, " error input.dk: cannot read '/proc': gone\n", "text line: level, subject, text");
+    CONTAINS(out, " error input.dk: cannot read '/proc': gone\n",
+             "text line: level, subject, text");
     OK(strstr(out, "hidden at warn") == NULL, "messages below the level are not written");
 
     out = capture(repeats);
