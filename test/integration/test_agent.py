@@ -375,6 +375,11 @@ def test_sdk_examples(t):
     mk = subprocess.run(["make", "-C", work], env=penv, stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, text=True)
     t.eq(mk.returncode, 0, "the examples build out of tree", mk.stdout[-3000:])
+    unit = subprocess.run(["make", "-C", work, "test"], env=penv, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    t.eq(unit.returncode, 0, "the example's unit test links the installed fake host and passes",
+         unit.stdout[-3000:])
+    t.contains(unit.stdout, "0 failed", "the fake host test ran")
     sos = [os.path.join(root, f) for root, _, files in os.walk(work) for f in files
            if f.endswith(".so")]
     t.ok(len(sos) >= 2, "both example plugins were built", sos)
