@@ -4,8 +4,9 @@
 usage: bench/footprint.py [BUILD_DIR] [--idle SECONDS] [--starts N]
 
 "Ready" is the moment the agent logs that it started (all instances created and started; the
-first listener joins with the network services). RSS is VmRSS from /proc; CPU is utime+stime
-over the idle window, as a percentage of one core. Reported, not asserted: run it on a quiet
+first listener joins with the network services). RSS is VmRSS from /proc; CPU is the time
+on CPU of every thread (/proc/PID/task/*/schedstat) over the idle window, as a percentage of
+one core. Reported, not asserted: run it on a quiet
 machine and compare runs of the same machine.
 """
 import os
@@ -32,10 +33,13 @@ def args():
 
 
 def proc_stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime, seconds
+    """CPU seconds used by every thread of pid, in nanosecond resolution (schedstat), since
+    /proc/PID/stat counts in 10 ms ticks, too coarse for an idle process."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
 
 
 def rss_kib(pid):
