@@ -232,6 +232,17 @@ def test_plugins_list(t):
          r.stdout)
 
 
+def test_one_exported_symbol(t):
+    """Every built plugin exports exactly one symbol: the loader's entry point."""
+    sos = sorted(f for f in os.listdir(PLUGINS) if f.endswith(".so"))
+    t.ok(len(sos) >= 2, "the built plugins are found", sos)
+    for f in sos:
+        r = subprocess.run(["nm", "-D", "--defined-only", os.path.join(PLUGINS, f)],
+                           stdout=subprocess.PIPE, text=True)
+        syms = [l.split()[-1] for l in r.stdout.splitlines() if l.strip()]
+        t.eq(syms, ["rmr_plugin_describe"], f"{f} exports only rmr_plugin_describe")
+
+
 def test_describe(t):
     r = run(["plugins", "-c", EMPTY_CONF, "--describe", "file"])
     t.eq(r.returncode, 0, "--describe file exits 0")
@@ -407,7 +418,7 @@ PDIR = plugin_dir("abi_frozen", "needs_path", name="main")
 
 if __name__ == "__main__":
     try:
-        main([test_embedded_default, test_plugins_list, test_describe,
+        main([test_embedded_default, test_plugins_list, test_one_exported_symbol, test_describe,
               test_check_config_sources, test_config_errors, test_secret_redacted,
               test_enabled_inputs_exact, test_file_path_env, test_abi_refusal,
               test_world_writable, test_sigterm_flushes_pending, test_shutdown_grace,
