@@ -386,7 +386,14 @@ def test_sdk_examples(t):
     mk = subprocess.run(["make", "-C", work], env=penv, stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, text=True)
     t.eq(mk.returncode, 0, "the examples build out of tree", mk.stdout[-3000:])
-    unit = subprocess.run(["make", "-C", work, "test"], env=penv, stdout=subprocess.PIPE,
+    # An installed fake host from a sanitized build carries the sanitizers' instrumentation, so
+    # a test linking it needs their runtime too; a release build needs nothing.
+    san = os.environ.get("REMORA_SANITIZE", "none")
+    tenv = dict(penv)
+    if san not in ("", "none"):
+        tenv["CFLAGS"] = f"-O1 -g -fsanitize={san}"
+        tenv["LDFLAGS"] = f"-fsanitize={san}"
+    unit = subprocess.run(["make", "-C", work, "test"], env=tenv, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     t.eq(unit.returncode, 0, "the example's unit test links the installed fake host and passes",
          unit.stdout[-3000:])

@@ -18,8 +18,8 @@ int main(void)
     char err[256];
     struct rmr_fakehost *fh = rmr_fakehost_new();
     rmr_instance_t *ins = NULL;
-    check(rmr_fakehost_create(fh, rmr_plugin_describe(), "interval = 5s", &ins, err,
-                              sizeof err) == 0,
+    check(rmr_fakehost_create(fh, rmr_plugin_describe(), "interval = 5s", &ins, err, sizeof err) ==
+              0,
           "create with interval = 5s");
     check(rmr_fakehost_start(fh, ins) == 0, "start");
     rmr_fakehost_advance(fh, 4999);
@@ -34,8 +34,8 @@ int main(void)
         check(m.value == 1 && m.type == RMR_METRIC_GAUGE, "a gauge of 1");
         check(m.ntags == 1 && memcmp(m.tags[0].value.ptr, "example", 7) == 0, "tagged source");
     }
-    check(rmr_fakehost_create(fh, rmr_plugin_describe(), "interval = -1s", &ins, err,
-                              sizeof err) != 0,
+    check(rmr_fakehost_create(fh, rmr_plugin_describe(), "interval = -1s", &ins, err, sizeof err) !=
+              0,
           "a negative interval is refused");
     rmr_fakehost_free(fh);
     printf("%d failed\n", failures);
