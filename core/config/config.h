@@ -145,8 +145,8 @@ int config_read(struct config *cfg, const char *path, char *const *envp, char *e
  *    they create the instance too; a plugin's enable_env variables with a true value create it;
  *  - ENV_DEFAULT_ENABLED_INPUTS, when set, is the exact list of inputs that run (dk, self, ...
  *    by name or alias; an unknown name is a warning naming the known inputs);
- *  - with no input configured anywhere, the inputs marked default run (the dk input: the
- *    plugin whose name or alias is "dk"... see config.c: plugins listed in default_inputs);
+ *  - with no input configured anywhere, the plugins listed in default_inputs run (a build
+ *    option; "dk" by default);
  *  - with no output configured anywhere, the output named by default_output runs;
  *  - default_inputs / default_output are comma lists; a name not among plugins is skipped with
  *    a warning.

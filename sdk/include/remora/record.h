@@ -124,7 +124,7 @@ struct rmr_metric {
     uint32_t type; /* enum rmr_metric_type */
     struct rmr_str name;
     double value;
-    int64_t time_ns;     /* wall clock, ns since the epoch; 0 = set by the host at add */
+    int64_t time_ns;     /* wall clock, ns since the epoch; 0 = stamped by the host at emit */
     int64_t interval_ms; /* COUNT and RATE: the window the value covers */
     struct rmr_str unit; /* UCUM-style unit ("By", "s", "%"), may be empty */
     struct rmr_str host; /* a per-record hostname override (DogStatsD "host:"), may be empty */
