@@ -213,7 +213,8 @@ static void teardown(struct agent *a)
         ins->state = NULL;
         pipeline_output_close(ins);
     }
-    if (uv_is_active((uv_handle_t *)&a->grace_timer) || a->grace_timer.data != NULL) {
+    /* Handles are closed only if agent_stop() or agent_run() initialized them (data set). */
+    if (a->grace_timer.data != NULL) {
         uv_timer_stop(&a->grace_timer);
         uv_close((uv_handle_t *)&a->grace_timer, close_cb);
         a->grace_timer.data = NULL;

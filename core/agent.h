@@ -124,13 +124,10 @@ void pipeline_flush_all(struct agent *a);
 int pipeline_idle(const struct agent *a);
 int pipeline_schema_wanted(const struct agent *a, const char *schema);
 
-/* The encoder side of the host table (pipeline.c); thread pool. */
+/* The encoder side of the host table (pipeline.c; the rest is core/util/payload.c); thread
+ * pool. */
 rmr_payload_t *pipeline_payload_new(rmr_encoder_t *enc, const struct rmr_payload_spec *spec);
-int pipeline_payload_write(rmr_payload_t *p, const void *data, size_t len);
-int pipeline_payload_json_str(rmr_payload_t *p, const char *s, size_t len);
-size_t pipeline_payload_len(const rmr_payload_t *p);
 int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords);
-void pipeline_payload_discard(rmr_payload_t *p);
 void pipeline_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char *reason,
                            uint64_t count);
 

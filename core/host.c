@@ -12,6 +12,7 @@
 #include "agent.h"
 #include "record/batch.h"
 #include "self/log.h"
+#include "util/payload.h"
 
 struct rmr_timer {
     struct rmr_handle h;
@@ -373,11 +374,11 @@ const struct rmr_host_api host_api = {
     .record_kind = h_record_kind,
     .record_get = h_record_get,
     .payload_new = pipeline_payload_new,
-    .payload_write = pipeline_payload_write,
-    .payload_json_str = pipeline_payload_json_str,
-    .payload_len = pipeline_payload_len,
+    .payload_write = payload_write,
+    .payload_json_str = payload_json_str,
+    .payload_len = payload_len,
     .payload_commit = pipeline_payload_commit,
-    .payload_discard = pipeline_payload_discard,
+    .payload_discard = payload_discard,
     .encoder_drop = pipeline_encoder_drop,
     .counter_add = h_counter_add,
     .stats_foreach = h_stats_foreach,

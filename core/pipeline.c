@@ -12,7 +12,7 @@
 #include "agent.h"
 #include "record/batch.h"
 #include "self/log.h"
-#include "util/buf.h"
+#include "util/payload.h"
 
 /* A drop counted by an encoder, reported to the loop thread with the job. */
 struct enc_drop {
@@ -40,89 +40,30 @@ struct rmr_encoder {
     struct encode_job *job;
 };
 
-struct rmr_payload {
-    struct rmr_handle h;
-    struct rmr_encoder *enc;
-    struct rmr_payload_spec spec;
-    char *endpoint;
-    char *content_type;
-    struct dbuf body;
-};
-
 /* ---- payloads (thread pool) ------------------------------------------------------------ */
 
 rmr_payload_t *pipeline_payload_new(rmr_encoder_t *enc, const struct rmr_payload_spec *spec)
 {
-    if (spec == NULL || spec->endpoint == NULL)
-        return NULL;
-    struct rmr_payload *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return NULL;
-    p->h.host = &host_api;
-    p->enc = enc;
-    size_t n = spec->struct_size < sizeof p->spec ? spec->struct_size : sizeof p->spec;
-    memcpy(&p->spec, spec, n);
-    p->endpoint = strdup(spec->endpoint);
-    p->content_type = spec->content_type ? strdup(spec->content_type) : NULL;
-    if (p->endpoint == NULL || (spec->content_type != NULL && p->content_type == NULL)) {
-        free(p->endpoint);
-        free(p->content_type);
-        free(p);
-        return NULL;
-    }
-    /* A payload's uncompressed body is bounded so one runaway encoder cannot take the
-     * process's memory; outputs split well below this. */
-    dbuf_init(&p->body, (size_t)256 << 20);
-    return p;
-}
-
-int pipeline_payload_write(rmr_payload_t *p, const void *data, size_t len)
-{
-    return dbuf_append(&p->body, data, len);
-}
-
-int pipeline_payload_json_str(rmr_payload_t *p, const char *s, size_t len)
-{
-    if (s == NULL && len > 0)
-        return RMR_EINVAL;
-    return dbuf_json_str(&p->body, s ? s : "", len);
-}
-
-size_t pipeline_payload_len(const rmr_payload_t *p)
-{
-    return p->body.len;
-}
-
-void pipeline_payload_discard(rmr_payload_t *p)
-{
-    dbuf_release(&p->body);
-    free(p->endpoint);
-    free(p->content_type);
-    free(p);
+    return payload_open(&host_api, enc, spec);
 }
 
 int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords)
 {
     struct encode_job *job = p->enc->job;
+    uint32_t compression = p->spec.compression, record_kind = p->spec.record_kind;
     struct payload *out = calloc(1, sizeof *out);
     if (out == NULL) {
-        pipeline_payload_discard(p);
+        payload_discard(p);
         return RMR_ENOMEM;
     }
-    int rc = compress_buf(p->spec.compression, p->body.data, p->body.len, &out->body, &out->len);
+    int rc = payload_seal(p, &out->endpoint, &out->content_type, &out->body, &out->len);
     if (rc < 0) {
         free(out);
-        pipeline_payload_discard(p);
         return rc;
     }
-    out->endpoint = p->endpoint;
-    out->content_type = p->content_type;
-    out->compression = p->spec.compression;
-    out->record_kind = p->spec.record_kind;
+    out->compression = compression;
+    out->record_kind = record_kind;
     out->nrecords = nrecords;
-    p->endpoint = NULL;
-    p->content_type = NULL;
-    pipeline_payload_discard(p);
     if (job->tail != NULL)
         job->tail->next = out;
     else

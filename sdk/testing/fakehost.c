@@ -18,6 +18,7 @@
 #include "loader.h"
 #include "record/batch.h"
 #include "util/buf.h"
+#include "util/payload.h"
 
 /* 2026-01-01T00:00:00Z, and a monotonic clock that does not start at zero so that plugins
  * cannot mistake 0 for "never". */
@@ -29,7 +30,6 @@
 
 /* Same bound as the agent's payloads, so an encoder that only passes here because memory is
  * unbounded cannot slip through. */
-#define FH_PAYLOAD_LIMIT_BYTES ((size_t)256 << 20)
 
 struct fh_counter {
     char *name;
@@ -70,15 +70,6 @@ struct rmr_encoder {
     struct rmr_handle h; /* must stay first */
     struct rmr_fakehost *fh;
     struct rmr_instance *ins;
-};
-
-struct rmr_payload {
-    struct rmr_handle h; /* must stay first */
-    struct rmr_encoder *enc;
-    struct rmr_payload_spec spec;
-    char *endpoint;
-    char *content_type;
-    struct dbuf body;
 };
 
 struct fh_payload {
@@ -379,96 +370,38 @@ static int h_record_get(const rmr_batch_t *b, uint32_t i, uint32_t kind, void *v
 
 /* ---- host table: payloads ---------------------------------------------------------------- */
 
+/* The payload itself is core/util/payload.c, the agent's own; only where a committed payload
+ * goes differs: the fake host keeps it for the test to read. */
 static rmr_payload_t *h_payload_new(rmr_encoder_t *enc, const struct rmr_payload_spec *spec)
 {
-    if (spec == NULL || spec->endpoint == NULL || spec->struct_size < sizeof(uint32_t))
-        return NULL;
-    struct rmr_payload *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return NULL;
-    p->h.host = &fake_api;
-    p->enc = enc;
-    /* A smaller (older) spec leaves the members it does not know zero. */
-    size_t n = spec->struct_size < sizeof p->spec ? spec->struct_size : sizeof p->spec;
-    memcpy(&p->spec, spec, n);
-    p->spec.struct_size = (uint32_t)sizeof p->spec;
-    p->endpoint = strdup(spec->endpoint);
-    p->content_type = dup_or_null(p->spec.content_type);
-    if (p->endpoint == NULL || (p->spec.content_type != NULL && p->content_type == NULL)) {
-        free(p->endpoint);
-        free(p->content_type);
-        free(p);
-        return NULL;
-    }
-    p->spec.endpoint = p->endpoint;
-    p->spec.content_type = p->content_type;
-    dbuf_init(&p->body, FH_PAYLOAD_LIMIT_BYTES);
-    return p;
-}
-
-static int h_payload_write(rmr_payload_t *p, const void *data, size_t len)
-{
-    if (data == NULL && len > 0)
-        return RMR_EINVAL;
-    return dbuf_append(&p->body, data, len);
-}
-
-static int h_payload_json_str(rmr_payload_t *p, const char *s, size_t len)
-{
-    if (s == NULL && len > 0)
-        return RMR_EINVAL;
-    return dbuf_json_str(&p->body, s != NULL ? s : "", len);
-}
-
-static size_t h_payload_len(const rmr_payload_t *p)
-{
-    return p->body.len;
-}
-
-static void h_payload_discard(rmr_payload_t *p)
-{
-    dbuf_release(&p->body);
-    free(p->endpoint);
-    free(p->content_type);
-    free(p);
+    return payload_open(&fake_api, enc, spec);
 }
 
 static int h_payload_commit(rmr_payload_t *p, uint32_t nrecords)
 {
     struct rmr_fakehost *fh = p->enc->fh;
-    int rc;
     struct fh_payload *out = calloc(1, sizeof *out);
     if (out == NULL) {
-        rc = RMR_ENOMEM;
-        goto fail;
+        payload_discard(p);
+        return RMR_ENOMEM;
     }
-    size_t outlen = 0;
-    rc = compress_buf(p->spec.compression, p->body.data, p->body.len, &out->body, &outlen);
-    if (rc < 0)
-        goto fail;
-    out->endpoint = p->endpoint;
-    out->content_type = p->content_type;
-    p->endpoint = NULL;
-    p->content_type = NULL;
     out->pub.spec = p->spec;
-    out->pub.spec.endpoint = out->endpoint;
-    out->pub.spec.content_type = out->content_type;
-    out->pub.body = out->body;
-    out->pub.len = outlen;
-    out->pub.nrecords = nrecords;
-    if ((rc = ptrvec_push(&fh->payloads, out)) < 0)
-        goto fail;
-    h_payload_discard(p);
-    return 0;
-
-fail:
-    if (out != NULL) {
+    size_t len = 0;
+    int rc = payload_seal(p, &out->endpoint, &out->content_type, &out->body, &len);
+    if (rc == 0) {
+        out->pub.spec.endpoint = out->endpoint;
+        out->pub.spec.content_type = out->content_type;
+        out->pub.body = out->body;
+        out->pub.len = len;
+        out->pub.nrecords = nrecords;
+        rc = ptrvec_push(&fh->payloads, out);
+    }
+    if (rc < 0) {
         free(out->body);
         free(out->endpoint);
         free(out->content_type);
         free(out);
     }
-    h_payload_discard(p);
     return rc;
 }
 
@@ -546,11 +479,11 @@ static const struct rmr_host_api fake_api = {
     .record_kind = h_record_kind,
     .record_get = h_record_get,
     .payload_new = h_payload_new,
-    .payload_write = h_payload_write,
-    .payload_json_str = h_payload_json_str,
-    .payload_len = h_payload_len,
+    .payload_write = payload_write,
+    .payload_json_str = payload_json_str,
+    .payload_len = payload_len,
     .payload_commit = h_payload_commit,
-    .payload_discard = h_payload_discard,
+    .payload_discard = payload_discard,
     .encoder_drop = h_encoder_drop,
     .counter_add = h_counter_add,
     .stats_foreach = h_stats_foreach,

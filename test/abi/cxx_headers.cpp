@@ -3,6 +3,7 @@
 #include <remora/plugin.h>
 
 #include <cstdio>
+#include <cstring>
 
 static_assert(sizeof(rmr_str) == 16, "rmr_str is pointer + length + reserved");
 static_assert(sizeof(rmr_value) == 16, "rmr_value is type + length + 8-byte union");
@@ -14,7 +15,12 @@ int main()
     rmr_metric m = {};
     m.struct_size = sizeof m;
     m.name = rmr_str_c("cxx");
-    std::printf("ok 1 - <remora/plugin.h> compiles as C++ (%s, %zu bytes)\n1..1\n",
-                rmr_strerror(RMR_EFULL), sizeof m);
-    return m.name.len == 3 ? 0 : 1;
+    /* A host table that ends before hostname, as a 1.0 host's without it would. */
+    rmr_host_api table = {};
+    table.struct_size = offsetof(rmr_host_api, stop_done) + sizeof table.stop_done;
+    rmr_handle handle = {&table};
+    bool ok = m.name.len == 3 && std::strcmp(rmr_strerror(RMR_EFULL), "queue full") == 0 &&
+              RMR_HOST_HAS(&handle, stop_done) && !RMR_HOST_HAS(&handle, hostname);
+    std::printf("%sok 1 - <remora/plugin.h> compiles and runs as C++\n1..1\n", ok ? "" : "not ");
+    return ok ? 0 : 1;
 }

@@ -1,0 +1,76 @@
+#include "util/payload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+rmr_payload_t *payload_open(const struct rmr_host_api *host, rmr_encoder_t *enc,
+                            const struct rmr_payload_spec *spec)
+{
+    if (spec == NULL || spec->endpoint == NULL || spec->struct_size < sizeof(uint32_t))
+        return NULL;
+    struct rmr_payload *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->h.host = host;
+    p->enc = enc;
+    size_t n = spec->struct_size < sizeof p->spec ? spec->struct_size : sizeof p->spec;
+    memcpy(&p->spec, spec, n);
+    p->spec.struct_size = (uint32_t)sizeof p->spec;
+    p->endpoint = strdup(spec->endpoint);
+    p->content_type = p->spec.content_type != NULL ? strdup(p->spec.content_type) : NULL;
+    if (p->endpoint == NULL || (p->spec.content_type != NULL && p->content_type == NULL)) {
+        free(p->endpoint);
+        free(p->content_type);
+        free(p);
+        return NULL;
+    }
+    p->spec.endpoint = p->endpoint;
+    p->spec.content_type = p->content_type;
+    dbuf_init(&p->body, PAYLOAD_LIMIT_BYTES);
+    return p;
+}
+
+int payload_write(rmr_payload_t *p, const void *data, size_t len)
+{
+    if (data == NULL && len > 0)
+        return RMR_EINVAL;
+    return dbuf_append(&p->body, data, len);
+}
+
+int payload_json_str(rmr_payload_t *p, const char *s, size_t len)
+{
+    if (s == NULL && len > 0)
+        return RMR_EINVAL;
+    return dbuf_json_str(&p->body, s != NULL ? s : "", len);
+}
+
+size_t payload_len(const rmr_payload_t *p)
+{
+    return p->body.len;
+}
+
+void payload_discard(rmr_payload_t *p)
+{
+    if (p == NULL)
+        return;
+    dbuf_release(&p->body);
+    free(p->endpoint);
+    free(p->content_type);
+    free(p);
+}
+
+int payload_seal(rmr_payload_t *p, char **endpoint, char **content_type, unsigned char **body,
+                 size_t *len)
+{
+    *endpoint = NULL;
+    *content_type = NULL;
+    int rc = compress_buf(p->spec.compression, p->body.data, p->body.len, body, len);
+    if (rc == 0) {
+        *endpoint = p->endpoint;
+        *content_type = p->content_type;
+        p->endpoint = NULL;
+        p->content_type = NULL;
+    }
+    payload_discard(p);
+    return rc;
+}
