@@ -20,13 +20,18 @@ extern "C" {
 #define RMR_EACCES       (-13)   /* permission denied */
 #define RMR_EEXIST       (-17)   /* already exists (duplicate name, route, instance) */
 #define RMR_EINVAL       (-22)   /* invalid argument or input */
+#define RMR_E2BIG        (-7)    /* too large: a body or response beyond its bound */
 #define RMR_ERANGE       (-34)   /* value out of range */
 #define RMR_ENAMETOOLONG (-36)   /* name or string longer than its bound */
 #define RMR_ENOTSUP      (-95)   /* not supported by this host, plugin or record kind */
+#define RMR_EADDRINUSE   (-98)   /* a listener's address is taken */
+#define RMR_ECONNRESET   (-104)  /* the peer closed or reset the connection */
 #define RMR_EFULL        (-105)  /* a bounded queue is full (ENOBUFS): shed load or answer 429 */
 #define RMR_ESTOPPED     (-108)  /* the instance is stopping or stopped (ESHUTDOWN) */
 #define RMR_ETIMEDOUT    (-110)  /* timed out */
+#define RMR_ECONNREFUSED (-111)  /* nobody listens at the address */
 #define RMR_EINPROGRESS  (-115)  /* accepted; completion is reported later */
+#define RMR_ECANCELED    (-125)  /* cancelled before it completed (the instance stopped) */
 #define RMR_EABI         (-4001) /* a plugin and this host disagree on the ABI */
 #define RMR_ECONFIG      (-4002) /* invalid configuration */
 #define RMR_EPARSE       (-4003) /* malformed input that could not be parsed */
@@ -45,13 +50,18 @@ static inline const char *rmr_strerror(int rc)
     case RMR_EACCES: return "permission denied";
     case RMR_EEXIST: return "already exists";
     case RMR_EINVAL: return "invalid argument";
+    case RMR_E2BIG: return "too large";
     case RMR_ERANGE: return "value out of range";
     case RMR_ENAMETOOLONG: return "name too long";
     case RMR_ENOTSUP: return "not supported";
+    case RMR_EADDRINUSE: return "address in use";
+    case RMR_ECONNRESET: return "connection reset";
     case RMR_EFULL: return "queue full";
     case RMR_ESTOPPED: return "stopped";
     case RMR_ETIMEDOUT: return "timed out";
+    case RMR_ECONNREFUSED: return "connection refused";
     case RMR_EINPROGRESS: return "in progress";
+    case RMR_ECANCELED: return "cancelled";
     case RMR_EABI: return "incompatible plugin abi";
     case RMR_ECONFIG: return "invalid configuration";
     case RMR_EPARSE: return "malformed input";

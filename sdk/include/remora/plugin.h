@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RMR_ABI_MAJOR 1
-#define RMR_ABI_MINOR 0
+#define RMR_ABI_MINOR 1
 
 /* ---- handles ---------------------------------------------------------------------------- */
 
@@ -47,6 +47,10 @@ typedef struct rmr_batch rmr_batch_t;       /* records with an optional schema l
 typedef struct rmr_timer rmr_timer_t;       /* a repeating timer owned by an instance */
 typedef struct rmr_encoder rmr_encoder_t;   /* one run of an output's encode() */
 typedef struct rmr_payload rmr_payload_t;   /* one request body being built by encode() */
+/* ABI 1.1 */
+typedef struct rmr_http_req rmr_http_req_t;   /* one request received on a host HTTP listener */
+typedef struct rmr_listener rmr_listener_t;   /* an HTTP listener: the shared one or its own */
+typedef struct rmr_dgram_sock rmr_dgram_sock_t; /* a UDP or Unix datagram listener */
 
 #define RMR__HOST(handle) (((const struct rmr_handle *)(const void *)(handle))->host)
 
@@ -140,8 +144,17 @@ struct rmr_payload_spec {
     const char *endpoint;
     const char *content_type; /* may be NULL */
     uint32_t record_kind;     /* enum rmr_record_kind the payload carries, 0 for mixed */
-    uint32_t reserved_;
+    uint32_t flags;           /* ABI 1.1: RMR_PAYLOAD_* (was reserved, always 0 in 1.0) */
+    /* ABI 1.1: extra request headers, "Name: value" lines each ended by "\r\n", or NULL.
+     * In endpoint and headers, "{secret:NAME}" stands for the value of the instance's option
+     * NAME (flagged RMR_OPT_SECRET): the host substitutes it when it sends, so secrets are
+     * never stored in the queue, the spool, logs or status. */
+    const char *headers;
 };
+
+/* The body is one record per line ("\n"-ended): on 413 the host may split it in two at a
+ * line boundary and send each half. */
+#define RMR_PAYLOAD_LINES 0x1u
 
 /* An answer from a backend, given to an output's classify(). */
 struct rmr_response {
@@ -271,6 +284,79 @@ struct rmr_process_stats {
     int64_t uptime_ns;
 };
 
+/* ---- network services (ABI 1.1) ------------------------------------------------------------ */
+
+/* One HTTP header: for requests a plugin sends and responses it gives. */
+struct rmr_http_header {
+    const char *name;
+    const char *value;
+};
+
+/* What a route handler needs to know about a request. Every pointer is borrowed from the
+ * request and valid until it is answered. */
+struct rmr_http_req_info {
+    uint32_t struct_size;
+    uint32_t reserved_;
+    const char *method;       /* "POST" */
+    const char *path;         /* "/v0.4/traces", percent-encoding kept, without the query */
+    const char *query;        /* after '?', "" when none */
+    const char *content_type; /* NULL when absent */
+    const char *body;         /* decoded (Content-Encoding undone, chunks joined); NUL-ended */
+    size_t body_len;
+    const char *remote; /* "127.0.0.1:51234" or "unix" */
+};
+
+/* Called on the loop thread with a request for a route the instance registered. The request
+ * must be answered exactly once with rmr_http_respond(), now or later (asynchronously). */
+typedef void (*rmr_route_cb)(rmr_instance_t *ins, void *arg, rmr_http_req_t *req);
+
+#define RMR_ROUTE_PREFIX 0x1u /* path matches itself and everything below it ("/v1/write/") */
+
+/* An outbound HTTP request for rmr_http_fetch(); copied by the host. */
+struct rmr_fetch_spec {
+    uint32_t struct_size;
+    uint32_t nheaders;
+    const char *method; /* "GET" when NULL */
+    const char *url;    /* http:// or https://; TLS is verified with the agent's CA settings */
+    const struct rmr_http_header *headers;
+    const void *body; /* may be NULL */
+    size_t body_len;
+    uint32_t timeout_ms;         /* whole request; 0: 10 s */
+    uint32_t connect_timeout_ms; /* 0: the agent's default */
+    size_t max_response_bytes;   /* a longer body fails with RMR_E2BIG; 0: 16 MiB */
+};
+
+/* Called on the loop thread with the answer: resp->status is the HTTP status, or 0 with
+ * resp->error set (RMR_ETIMEDOUT, RMR_ECONNREFUSED, RMR_EIO, RMR_E2BIG, RMR_ECANCELED when
+ * the instance stops first). resp and its body are valid during the call only. */
+typedef void (*rmr_fetch_cb)(rmr_instance_t *ins, void *arg, const struct rmr_response *resp);
+
+/* Datagrams as received: an array is handed over per wake-up. */
+struct rmr_dgram {
+    const char *data; /* borrowed for the duration of the callback */
+    uint32_t len;
+    uint32_t flags; /* RMR_DGRAM_TRUNCATED when longer than max_datagram */
+};
+#define RMR_DGRAM_TRUNCATED 0x1u
+
+/* Called with datagrams: on the loop thread, or with RMR_DGRAM_OWN_THREAD on the listener's
+ * reader thread, where only the batch functions, the clocks and rmr_emit() may be used. */
+typedef void (*rmr_dgram_cb)(rmr_instance_t *ins, void *arg, const struct rmr_dgram *msgs,
+                             uint32_t count);
+
+/* The reader runs on a thread of its own, blocked in recvmmsg(), so a busy loop thread never
+ * delays reading (for high-rate inputs such as dogstatsd). */
+#define RMR_DGRAM_OWN_THREAD 0x1u
+
+struct rmr_dgram_spec {
+    uint32_t struct_size;
+    uint32_t flags;      /* RMR_DGRAM_* */
+    const char *address; /* "udp://127.0.0.1:8125", "udp://[::]:8125", "unix:///run/x.sock" */
+    uint64_t rcvbuf_bytes;   /* SO_RCVBUF asked for; 0: the kernel default */
+    uint32_t max_datagram;   /* bytes; 0: 65535 */
+    uint32_t batch;          /* datagrams per recvmmsg() call; 0: 32 */
+};
+
 /* The host's function table. Only ever appended to; check RMR_HOST_HAS() for members added
  * after 1.0. Plugins reach it through the wrappers below. */
 struct rmr_host_api {
@@ -314,6 +400,22 @@ struct rmr_host_api {
     int (*work)(rmr_instance_t *ins, rmr_work_cb fn, rmr_work_done_cb done, void *arg);
     void (*stop_done)(rmr_instance_t *ins);
     const char *(*hostname)(rmr_instance_t *ins);
+
+    /* ABI 1.1: network services. */
+    int (*http_listener)(rmr_instance_t *ins, const char *address, rmr_listener_t **out);
+    int (*http_route)(rmr_instance_t *ins, rmr_listener_t *listener, const char *method,
+                      const char *path, uint32_t flags, rmr_route_cb cb, void *arg);
+    int (*http_req_info)(rmr_http_req_t *req, struct rmr_http_req_info *out);
+    const char *(*http_req_header)(rmr_http_req_t *req, const char *name);
+    int (*http_respond)(rmr_http_req_t *req, int status, const struct rmr_http_header *headers,
+                        uint32_t nheaders, const char *content_type, const void *body,
+                        size_t len);
+    int (*http_fetch)(rmr_instance_t *ins, const struct rmr_fetch_spec *spec, rmr_fetch_cb cb,
+                      void *arg);
+    int (*dgram_listen)(rmr_instance_t *ins, const struct rmr_dgram_spec *spec, rmr_dgram_cb cb,
+                        void *arg, rmr_dgram_sock_t **out);
+    int (*dgram_address)(rmr_dgram_sock_t *sock, char *buf, size_t len);
+    void (*dgram_close)(rmr_dgram_sock_t *sock);
 };
 
 #define RMR_HOST_HAS(handle, member)                                                               \
@@ -555,6 +657,74 @@ static inline const char *rmr_hostname(rmr_instance_t *ins)
 static inline void rmr_stop_done(rmr_instance_t *ins)
 {
     RMR__HOST(ins)->stop_done(ins);
+}
+
+/* ---- wrappers: network services (ABI 1.1; check RMR_HOST_HAS(ins, http_route) first when a
+ * plugin may run on an older host) ----------------------------------------------------------- */
+
+/* The agent's shared HTTP listener (address NULL, [agent] http_listen / ENV_HTTP_LISTEN), or a
+ * listener of the instance's own on address ("127.0.0.1:8126", "0.0.0.0:8126"); asking for the
+ * shared listener's address gives the shared listener. Loop thread. Errors: RMR_EADDRINUSE,
+ * RMR_EINVAL (a bad address), RMR_ENOTSUP (the agent runs without an HTTP listener). */
+static inline int rmr_http_listener(rmr_instance_t *ins, const char *address,
+                                    rmr_listener_t **out)
+{
+    return RMR__HOST(ins)->http_listener(ins, address, out);
+}
+/* Routes method + path on listener (NULL: the shared one) to cb, until the instance stops;
+ * method NULL matches every method. Errors: RMR_EEXIST when another instance has the route. */
+static inline int rmr_http_route(rmr_instance_t *ins, rmr_listener_t *listener,
+                                 const char *method, const char *path, uint32_t flags,
+                                 rmr_route_cb cb, void *arg)
+{
+    return RMR__HOST(ins)->http_route(ins, listener, method, path, flags, cb, arg);
+}
+/* Fills info (set info->struct_size first). */
+static inline int rmr_http_req_info(rmr_http_req_t *req, struct rmr_http_req_info *info)
+{
+    return RMR__HOST(req)->http_req_info(req, info);
+}
+/* A request header's value (case-insensitive name; repeated headers joined with ", "), or
+ * NULL. Borrowed until the request is answered. */
+static inline const char *rmr_http_req_header(rmr_http_req_t *req, const char *name)
+{
+    return RMR__HOST(req)->http_req_header(req, name);
+}
+/* Answers req and releases it (also on failure, and when the client has gone). headers,
+ * content_type and body are copied. A 429 or 503 without a Retry-After header gets one. */
+static inline int rmr_http_respond(rmr_http_req_t *req, int status,
+                                   const struct rmr_http_header *headers, uint32_t nheaders,
+                                   const char *content_type, const void *body, size_t len)
+{
+    return RMR__HOST(req)->http_respond(req, status, headers, nheaders, content_type, body, len);
+}
+/* Sends an HTTP request through the agent's client (connection reuse, TLS verification,
+ * proxy variables); cb runs once with the answer. Errors: RMR_EINVAL, RMR_ENOMEM; cb never
+ * runs then. */
+static inline int rmr_http_fetch(rmr_instance_t *ins, const struct rmr_fetch_spec *spec,
+                                 rmr_fetch_cb cb, void *arg)
+{
+    return RMR__HOST(ins)->http_fetch(ins, spec, cb, arg);
+}
+/* Opens a datagram listener; datagrams reach cb in arrays until rmr_dgram_close() or the
+ * instance stops. The host counts packets, bytes and the kernel's drops for the socket, and
+ * warns when the kernel grants less receive buffer than asked. Errors: RMR_EADDRINUSE,
+ * RMR_EINVAL, RMR_EACCES. */
+static inline int rmr_dgram_listen(rmr_instance_t *ins, const struct rmr_dgram_spec *spec,
+                                   rmr_dgram_cb cb, void *arg, rmr_dgram_sock_t **out)
+{
+    return RMR__HOST(ins)->dgram_listen(ins, spec, cb, arg, out);
+}
+/* The bound address as text ("udp://127.0.0.1:40123"), useful with port 0. */
+static inline int rmr_dgram_address(rmr_dgram_sock_t *sock, char *buf, size_t len)
+{
+    return RMR__HOST(sock)->dgram_address(sock, buf, len);
+}
+/* Closes a listener; cb does not run again after it returns. NULL is a no-op. Loop thread. */
+static inline void rmr_dgram_close(rmr_dgram_sock_t *sock)
+{
+    if (sock != NULL)
+        RMR__HOST(sock)->dgram_close(sock);
 }
 
 #ifdef __cplusplus
