@@ -61,6 +61,18 @@ struct agent_config {
     const char *dd_env;
     const char *dd_service;
     const char *dd_version;
+    const char *http_listen; /* "127.0.0.1:9529"; "off" or "none": no shared listener */
+    uint64_t http_max_header_bytes;
+    uint64_t http_max_body_bytes;
+    uint64_t http_max_decoded_bytes;
+    int64_t http_header_timeout_ms;
+    int64_t http_body_timeout_ms;
+    int64_t http_idle_timeout_ms;
+    int64_t http_max_connections;
+    const char *ca_file;
+    int32_t tls_insecure;
+    int32_t reserved_;
+    int64_t connect_timeout_ms;
 };
 
 /* Keys the core handles for every instance of a kind, never in plugin schemas. */
@@ -71,7 +83,16 @@ struct instance_common {
     uint64_t batch_bytes;     /* outputs: or after this many bytes */
     int64_t batch_timeout_ms; /* outputs: or when the oldest batch is this old */
     uint64_t queue_bytes;     /* outputs: bound of payloads waiting for delivery */
+    int32_t when_full;        /* outputs: enum when_full */
+    int32_t reserved_;
+    int64_t max_in_flight;      /* outputs: requests at once */
+    int64_t request_timeout_ms; /* outputs */
+    int64_t retry_initial_ms;   /* outputs: backoff base */
+    int64_t retry_max_ms;       /* outputs: backoff cap */
+    int64_t halt_probe_ms;      /* outputs: probe interval while halted */
 };
+
+enum when_full { WHEN_FULL_AUTO = 0, WHEN_FULL_BLOCK = 1, WHEN_FULL_DROP_OLDEST = 2 };
 
 /* Agent options (schema for [agent]), and the common instance options per kind. Each table
  * ends with RMR_OPT_END. Offsets refer to struct agent_config / struct instance_common. */
