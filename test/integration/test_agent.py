@@ -331,13 +331,22 @@ def test_file_path_env(t):
     t.ok(all(json.loads(l)["kind"] for l in text.splitlines() if l), "every line is JSON")
 
 
+def abi_minor():
+    with open(os.path.join(os.environ["SOURCE_ROOT"], "sdk/include/remora/plugin.h")) as f:
+        for line in f:
+            if line.startswith("#define RMR_ABI_MINOR"):
+                return int(line.split()[2])
+    raise RuntimeError("RMR_ABI_MINOR not found")
+
+
 def test_abi_refusal(t):
     d = plugin_dir("abi_major2", "abi_minor_next", name="abi")
     r = run(["plugins", "-c", EMPTY_CONF], REMORA_AGENT_PLUGIN_DIR=d)
-    t.contains(r.stdout, "abi_major2.so': it was built for remora plugin ABI 2.0 but this "
-               "remora speaks ABI 1.0; rebuild the plugin against remora-sdk 1.x",
+    minor = abi_minor()
+    t.contains(r.stdout, f"abi_major2.so': it was built for remora plugin ABI 2.{minor} but this "
+               f"remora speaks ABI 1.{minor}; rebuild the plugin against remora-sdk 1.x",
                "a wrong-major plugin is refused with the sentence")
-    t.contains(r.stdout, "newer than this remora's ABI 1.0", "a newer minor is refused")
+    t.contains(r.stdout, f"newer than this remora's ABI 1.{minor}", "a newer minor is refused")
     t.ok(any(l.split()[:2] == ["input", "dk"] for l in r.stdout.splitlines()),
          "the good plugins still load")
     a = Agent(["-c", EMPTY_CONF], REMORA_AGENT_PLUGIN_DIR=d, REMORA_INPUT_DK_INTERVAL="1s")

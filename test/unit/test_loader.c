@@ -48,8 +48,11 @@ static void test_checks(void)
     d.abi_major = RMR_ABI_MAJOR + 1;
     IS_INT(loader_check(&d, "/x/p.so", &out, why, sizeof why), RMR_EABI, "another major: EABI");
     CONTAINS(why, "/x/p.so", "the sentence names the file");
-    CONTAINS(why, "ABI 2.0", "the sentence names the plugin's ABI");
-    CONTAINS(why, "ABI 1.0", "the sentence names the host's ABI");
+    char want[64];
+    snprintf(want, sizeof want, "ABI %d.%d", RMR_ABI_MAJOR + 1, RMR_ABI_MINOR);
+    CONTAINS(why, want, "the sentence names the plugin's ABI");
+    snprintf(want, sizeof want, "ABI %d.%d", RMR_ABI_MAJOR, RMR_ABI_MINOR);
+    CONTAINS(why, want, "the sentence names the host's ABI");
     CONTAINS(why, "rebuild the plugin against remora-sdk 1.x", "the sentence names the fix");
 
     d = base_desc();
@@ -145,10 +148,13 @@ static void test_files(const char *abi_dir)
     OK(registry_find(&reg, RMR_KIND_OUTPUT, "needs_path") != NULL, "an output loads");
     OK(registry_find(&reg, RMR_KIND_INPUT, "abi_major2") == NULL, "a wrong major is not loaded");
     const char *r = find_refusal(&reg, "abi_major2.so");
-    CONTAINS(r, "built for remora plugin ABI 2.0 but this remora speaks ABI 1.0",
-             "the wrong major is refused with the sentence");
+    char want[128];
+    snprintf(want, sizeof want, "built for remora plugin ABI 2.%d but this remora speaks ABI 1.%d",
+             RMR_ABI_MINOR, RMR_ABI_MINOR);
+    CONTAINS(r, want, "the wrong major is refused with the sentence");
     r = find_refusal(&reg, "abi_minor_next.so");
-    CONTAINS(r, "newer than this remora's ABI 1.0", "a newer minor is refused");
+    snprintf(want, sizeof want, "newer than this remora's ABI 1.%d", RMR_ABI_MINOR);
+    CONTAINS(r, want, "a newer minor is refused");
     registry_release(&reg);
 
     /* A world-writable plugin file is refused; the rest still load. */
