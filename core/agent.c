@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "net/client/httpc.h"
 #include "record/batch.h"
 #include "self/log.h"
 
@@ -164,6 +165,20 @@ int agent_setup(struct agent *a, const char *config_path, char *const *envp, int
         fprintf(stderr, "remora: cannot start the event loop: %s\n", uv_strerror(rc));
         return RMR_EIO;
     }
+    a->loop_thread = uv_thread_self();
+    if ((rc = host_foreign_init(a)) < 0)
+        return rc;
+    const struct agent_config *ac = &a->cfg.agent;
+    struct httpc_opts ho = {
+        .ca_file = ac->ca_file,
+        .insecure = ac->tls_insecure,
+        .user_agent = "remora/" REMORA_VERSION,
+        .connect_timeout_ms = (uint64_t)ac->connect_timeout_ms,
+    };
+    if ((rc = httpc_new(&a->loop, &ho, &a->http)) < 0) {
+        fprintf(stderr, "remora: cannot start the HTTP client: %s\n", rmr_strerror(rc));
+        return rc;
+    }
     a->ninstances = a->cfg.ninstances;
     a->instances = calloc(a->ninstances ? a->ninstances : 1, sizeof *a->instances);
     if (a->instances == NULL)
@@ -213,6 +228,8 @@ static void teardown(struct agent *a)
         ins->state = NULL;
         pipeline_output_close(ins);
     }
+    host_net_stop(a);
+    host_foreign_close(a);
     /* Handles are closed only if agent_stop() or agent_run() initialized them (data set). */
     if (a->grace_timer.data != NULL) {
         uv_timer_stop(&a->grace_timer);
@@ -244,6 +261,11 @@ void agent_release(struct agent *a)
         a->instances = NULL;
         uv_loop_close(&a->loop);
     }
+    if (a->foreign_q != NULL) {
+        free(a->foreign_q);
+        a->foreign_q = NULL;
+        pthread_mutex_destroy(&a->foreign_lock);
+    }
     free(a->global_tags);
     config_release(&a->cfg);
     registry_release(&a->reg);
@@ -256,9 +278,7 @@ static uint64_t undelivered(const struct agent *a)
         const struct output *o = a->instances[i].out;
         if (o == NULL)
             continue;
-        n += o->pending_records;
-        for (const struct payload *p = o->delivery.head; p != NULL; p = p->next)
-            n += p->nrecords;
+        n += o->pending_records + delivery_records(&o->delivery);
     }
     return n;
 }
@@ -374,6 +394,13 @@ int agent_run(struct agent *a)
     uv_signal_start(&a->sig_term, on_signal, SIGTERM);
     uv_signal_start(&a->sig_int, on_signal, SIGINT);
 
+    /* The shared listener exists before plugins start, so inputs can add routes. */
+    if (host_net_start(a) < 0) {
+        a->exit_code = 1;
+        finish(a);
+        uv_run(&a->loop, UV_RUN_DEFAULT);
+        return 1;
+    }
     /* Outputs first, so inputs have somewhere to send from their first record. */
     for (int pass = 0; pass < 2; pass++) {
         uint32_t kind = pass == 0 ? RMR_KIND_OUTPUT : RMR_KIND_INPUT;

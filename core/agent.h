@@ -4,6 +4,7 @@
 #ifndef REMORA_CORE_AGENT_H
 #define REMORA_CORE_AGENT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -52,6 +53,11 @@ struct output {
     struct delivery delivery;
 };
 
+struct route_ctx;
+struct fetch_ctx;
+struct rmr_dgram_sock;
+struct listener;
+
 struct rmr_instance {
     struct rmr_handle h; /* first: the SDK reaches the host table through it */
     struct agent *agent;
@@ -66,6 +72,17 @@ struct rmr_instance {
     uint32_t ntags;
     uint32_t pending_work;
     struct output *out; /* outputs only */
+    /* Network services the instance holds (core/host_net.c); released when it stops. */
+    struct route_ctx *routes;
+    struct fetch_ctx *fetches;
+    struct rmr_dgram_sock *dgrams;
+};
+
+/* An HTTP listener: the shared one (owner NULL) or one an instance opened. */
+struct listener {
+    struct listener *next;
+    struct httpd *srv;
+    struct rmr_instance *owner;
 };
 
 enum agent_phase {
@@ -95,7 +112,33 @@ struct agent {
     struct rmr_tag *global_tags; /* agent tags, ENV_GLOBAL_*, DD_TAGS, DD_ENV ... */
     uint32_t nglobal_tags;
     uint32_t reserved_;
+    struct httpc *http;          /* the HTTP client of the courier and polling inputs */
+    struct listener *listeners;  /* HTTP listeners; the shared one first when configured */
+    struct httpd *shared;        /* the shared listener ([agent] http_listen), or NULL */
+    uv_timer_t lag_timer;        /* measures event-loop lag */
+    uint64_t lag_expected_ms;
+    uint64_t lag_last_ms;        /* the last lag measured */
+    uint64_t lag_max_ms;         /* the largest since start */
+    uint64_t lag_sum_ms;
+    uint64_t lag_samples;
+    uv_thread_t loop_thread;     /* the thread that runs the loop */
+    /* Batches emitted by reader threads, handed to the loop (host_net.c). */
+    pthread_mutex_t foreign_lock;
+    struct foreign *foreign_q;
+    uint32_t foreign_n;
+    int foreign_open;
+    uint64_t foreign_dropped;
+    uv_async_t foreign_async;
 };
+
+#define FOREIGN_MAX 4096
+struct foreign {
+    struct rmr_instance *ins;
+    struct rmr_batch *b;
+};
+
+struct httpd;
+struct httpc;
 
 /* The host table of the real agent. */
 extern const struct rmr_host_api host_api;
@@ -106,6 +149,10 @@ struct counter *counter_get(struct counters *c, const char *name, const char *re
 void counter_add(struct rmr_instance *ins, const char *name, const char *reason,
                  const char *record_kind, uint64_t delta);
 void counters_release(struct counters *c);
+
+/* Reports every counter and gauge of ins: its own counters, queue gauges (outputs) and
+ * datagram listener counters (reason = the listener's address). Loop thread (host.c). */
+void instance_stats(struct rmr_instance *ins, rmr_stats_cb cb, void *arg);
 
 /* Stops the timers an instance left running (host.c). */
 void host_instance_release(struct rmr_instance *ins);
@@ -130,6 +177,40 @@ rmr_payload_t *pipeline_payload_new(rmr_encoder_t *enc, const struct rmr_payload
 int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords);
 void pipeline_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char *reason,
                            uint64_t count);
+
+/* Network services (host_net.c): the host-table members of ABI 1.1, the shared listener and
+ * the release of what an instance holds. */
+int host_net_start(struct agent *a);
+void host_net_release_instance(struct rmr_instance *ins);
+void host_net_stop(struct agent *a);
+
+struct dgram_stats;
+int host_foreign_init(struct agent *a);
+void host_foreign_close(struct agent *a);
+/* Emit from a thread other than the loop's: queued for the loop. Takes ownership of b. */
+int host_emit_foreign(struct rmr_instance *ins, struct rmr_batch *b);
+/* Calls fn for each datagram listener of ins with its counters. */
+void host_net_dgram_stats(struct rmr_instance *ins,
+                          void (*fn)(void *arg, struct rmr_instance *ins, const char *address,
+                                     const struct dgram_stats *st),
+                          void *arg);
+/* The ABI 1.1 host-table members. */
+int host_http_listener(rmr_instance_t *ins, const char *address, rmr_listener_t **out);
+int host_http_route(rmr_instance_t *ins, rmr_listener_t *listener, const char *method,
+                    const char *path, uint32_t flags, rmr_route_cb cb, void *arg);
+int host_http_req_info(rmr_http_req_t *req, struct rmr_http_req_info *out);
+const char *host_http_req_header(rmr_http_req_t *req, const char *name);
+int host_http_respond(rmr_http_req_t *req, int status, const struct rmr_http_header *headers,
+                      uint32_t nheaders, const char *content_type, const void *body, size_t len);
+int host_http_fetch(rmr_instance_t *ins, const struct rmr_fetch_spec *spec, rmr_fetch_cb cb,
+                    void *arg);
+int host_dgram_listen(rmr_instance_t *ins, const struct rmr_dgram_spec *spec, rmr_dgram_cb cb,
+                      void *arg, rmr_dgram_sock_t **out);
+int host_dgram_address(rmr_dgram_sock_t *s, char *buf, size_t len);
+void host_dgram_close(rmr_dgram_sock_t *s);
+
+/* Self-monitoring routes (self/status.c): /v1/ping, /v1/status and /metrics on srv. */
+int status_routes(struct agent *a, struct httpd *srv);
 
 /* Lifecycle (agent.c). */
 void agent_instance_stopped(struct rmr_instance *ins);

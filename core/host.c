@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "net/dgram/dgram.h"
 #include "record/batch.h"
 #include "self/log.h"
 #include "util/payload.h"
@@ -188,6 +189,9 @@ static int h_emit(rmr_instance_t *ins, rmr_batch_t *b)
 {
     if (b == NULL)
         return RMR_EINVAL;
+    uv_thread_t self = uv_thread_self();
+    if (!uv_thread_equal(&self, &ins->agent->loop_thread))
+        return host_emit_foreign(ins, b);
     return pipeline_emit(ins, b);
 }
 
@@ -239,21 +243,45 @@ static void report(rmr_stats_cb cb, void *arg, const struct rmr_instance *ins, c
     cb(arg, &s);
 }
 
+struct dgram_report {
+    rmr_stats_cb cb;
+    void *arg;
+};
+
+static void report_dgram(void *arg, struct rmr_instance *ins, const char *address,
+                         const struct dgram_stats *st)
+{
+    struct dgram_report *r = arg;
+    report(r->cb, r->arg, ins, "dgram_packets", address, NULL, (double)st->packets, 0);
+    report(r->cb, r->arg, ins, "dgram_bytes", address, NULL, (double)st->bytes, 0);
+    report(r->cb, r->arg, ins, "dgram_truncated", address, NULL, (double)st->truncated, 0);
+    report(r->cb, r->arg, ins, "dgram_kernel_drops", address, NULL, (double)st->kernel_drops,
+           0);
+    report(r->cb, r->arg, ins, "dgram_rcvbuf_bytes", address, NULL, (double)st->rcvbuf_granted,
+           1);
+}
+
+void instance_stats(struct rmr_instance *ins, rmr_stats_cb cb, void *arg)
+{
+    for (uint32_t k = 0; k < ins->counters.count; k++) {
+        const struct counter *c = &ins->counters.items[k];
+        report(cb, arg, ins, c->name, c->reason, c->record_kind, (double)c->value, c->gauge);
+    }
+    if (ins->out != NULL) {
+        report(cb, arg, ins, "queue_bytes", NULL, NULL,
+               (double)(ins->out->pending_bytes + ins->out->delivery.bytes), 1);
+        report(cb, arg, ins, "queue_payloads", NULL, NULL, (double)ins->out->delivery.count, 1);
+        report(cb, arg, ins, "in_flight", NULL, NULL, (double)ins->out->delivery.in_flight, 1);
+    }
+    struct dgram_report r = {cb, arg};
+    host_net_dgram_stats(ins, report_dgram, &r);
+}
+
 static int h_stats_foreach(rmr_instance_t *self, rmr_stats_cb cb, void *arg)
 {
-    const struct agent *a = self->agent;
-    for (uint32_t i = 0; i < a->ninstances; i++) {
-        const struct rmr_instance *ins = &a->instances[i];
-        for (uint32_t k = 0; k < ins->counters.count; k++) {
-            const struct counter *c = &ins->counters.items[k];
-            report(cb, arg, ins, c->name, c->reason, c->record_kind, (double)c->value, c->gauge);
-        }
-        if (ins->out != NULL) {
-            report(cb, arg, ins, "queue_bytes", NULL, NULL,
-                   (double)(ins->out->pending_bytes + ins->out->delivery.bytes), 1);
-            report(cb, arg, ins, "queue_payloads", NULL, NULL, (double)ins->out->delivery.count, 1);
-        }
-    }
+    struct agent *a = self->agent;
+    for (uint32_t i = 0; i < a->ninstances; i++)
+        instance_stats(&a->instances[i], cb, arg);
     return 0;
 }
 
@@ -386,6 +414,15 @@ const struct rmr_host_api host_api = {
     .work = h_work,
     .stop_done = h_stop_done,
     .hostname = h_hostname,
+    .http_listener = host_http_listener,
+    .http_route = host_http_route,
+    .http_req_info = host_http_req_info,
+    .http_req_header = host_http_req_header,
+    .http_respond = host_http_respond,
+    .http_fetch = host_http_fetch,
+    .dgram_listen = host_dgram_listen,
+    .dgram_address = host_dgram_address,
+    .dgram_close = host_dgram_close,
 };
 
 /* Stops the timers an instance left running (destroy must not leave callbacks behind). */
@@ -393,4 +430,5 @@ void host_instance_release(struct rmr_instance *ins)
 {
     while (ins->timers != NULL)
         h_timer_stop(ins->timers);
+    host_net_release_instance(ins);
 }

@@ -3,6 +3,8 @@
  *   remora [run] [-c FILE]              run the agent
  *   remora check-config [-c FILE]       print the effective configuration with sources
  *   remora plugins [--describe NAME]    list plugins, or one plugin's options
+ *   remora status [--json]              a running agent's state as tables
+ *   remora health                       exit 0 when every output is ok or retrying, else 1
  *   remora version
  */
 #include <stdio.h>
@@ -13,6 +15,7 @@
 
 #include "agent.h"
 #include "agent_run.h"
+#include "cli_status.h"
 #include "record/batch.h"
 #include "self/log.h"
 
@@ -22,6 +25,8 @@ static const char usage[] =
     "usage: remora [run] [-c FILE]\n"
     "       remora check-config [-c FILE]\n"
     "       remora plugins [-c FILE] [--describe NAME]\n"
+    "       remora status [-c FILE] [--address HOST:PORT] [--json]\n"
+    "       remora health [-c FILE] [--address HOST:PORT]\n"
     "       remora version\n"
     "\n"
     "With no -c, remora reads $REMORA_CONFIG, else " REMORA_SYSCONFDIR "/remora/remora.conf when\n"
@@ -173,7 +178,8 @@ int main(int argc, char **argv)
     const char *cmd = "run";
     const char *config = NULL;
     const char *describe_name = NULL;
-    int config_given = 0;
+    const char *address = NULL;
+    int config_given = 0, json = 0;
 
     int i = 1;
     if (i < argc && argv[i][0] != '-')
@@ -184,6 +190,10 @@ int main(int argc, char **argv)
             config_given = 1;
         } else if (strcmp(argv[i], "--describe") == 0 && i + 1 < argc) {
             describe_name = argv[++i];
+        } else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
+            address = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(usage, stdout);
             return 0;
@@ -202,6 +212,25 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return 0;
+    }
+    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "health") == 0) {
+        struct config cfg;
+        char err[1024];
+        int rc = config_read(&cfg, config, environ, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "remora: %s\n", rc == RMR_ECONFIG ? err : rmr_strerror(rc));
+            return 2;
+        }
+        const char *listen = address != NULL ? address : cfg.agent.http_listen;
+        if (listen == NULL || strcmp(listen, "off") == 0 || strcmp(listen, "none") == 0) {
+            fprintf(stderr, "remora: the agent's HTTP listener is off ([agent] http_listen); "
+                            "give --address HOST:PORT\n");
+            config_release(&cfg);
+            return 2;
+        }
+        rc = strcmp(cmd, "status") == 0 ? cli_status(listen, json) : cli_health(listen);
+        config_release(&cfg);
+        return rc;
     }
     /* Keep the thread pool small: a sidecar often has a quarter of a vCPU. */
     setenv("UV_THREADPOOL_SIZE", "2", 0);

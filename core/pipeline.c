@@ -51,16 +51,20 @@ int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords)
 {
     struct encode_job *job = p->enc->job;
     uint32_t compression = p->spec.compression, record_kind = p->spec.record_kind;
+    uint32_t flags = p->spec.flags;
     struct payload *out = calloc(1, sizeof *out);
     if (out == NULL) {
         payload_discard(p);
         return RMR_ENOMEM;
     }
+    out->headers = payload_take_headers(p);
     int rc = payload_seal(p, &out->endpoint, &out->content_type, &out->body, &out->len);
     if (rc < 0) {
+        free(out->headers);
         free(out);
         return rc;
     }
+    out->flags = flags;
     out->compression = compression;
     out->record_kind = record_kind;
     out->nrecords = nrecords;
@@ -99,6 +103,18 @@ void pipeline_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char 
 
 static void flush_output(struct rmr_instance *ins);
 
+/* 1 when a full queue drops its oldest payloads for records of kind (0: mixed), 0 when it
+ * blocks (refuses new records). auto blocks logs and spans, which clients resend when refused,
+ * and drops the oldest metrics, whose newest values matter most. */
+static int when_full_drops(const struct rmr_instance *ins, uint32_t kind)
+{
+    switch (ins->ci->common.when_full) {
+    case WHEN_FULL_BLOCK: return 0;
+    case WHEN_FULL_DROP_OLDEST: return 1;
+    default: return !(kind == RMR_REC_LOG || kind == RMR_REC_SPAN);
+    }
+}
+
 static void encode_work(uv_work_t *req)
 {
     struct encode_job *job = req->data;
@@ -131,12 +147,16 @@ static void encode_done(uv_work_t *req, int status)
             counter_add(ins, "records_dropped", "encoder", NULL, job->drops_overflow);
         for (struct payload *p = job->head, *next; p != NULL; p = next) {
             next = p->next;
-            uint32_t n = p->nrecords;
-            if (delivery_push(&o->delivery, p) < 0) {
+            uint32_t n = p->nrecords, kind = p->record_kind;
+            /* Records that passed emit are queued: a blocking output made room by refusing
+             * inputs, so only drop_oldest outputs shed here, and then the oldest. */
+            int drop_oldest = when_full_drops(ins, kind);
+            if (delivery_push(&o->delivery, p, drop_oldest) < 0) {
                 log_write(RMR_LOG_WARN, ins->ci->name,
                           "delivery queue full at %zu bytes (queue_bytes); dropping %u records",
                           o->delivery.limit_bytes, n);
-                counter_add(ins, "records_dropped", "queue_full", NULL, n);
+                counter_add(ins, "records_dropped", "queue_full",
+                            kind ? record_kind_name(kind) : NULL, n);
             }
         }
     }
@@ -197,7 +217,7 @@ int pipeline_output_init(struct agent *a, struct rmr_instance *ins)
     if (o == NULL)
         return RMR_ENOMEM;
     ins->out = o;
-    delivery_init(&o->delivery, &a->loop, ins, ins->ci->common.queue_bytes);
+    delivery_init(&o->delivery, &a->loop, ins, a->http, &ins->ci->common);
     uv_timer_init(&a->loop, &o->flush_timer);
     o->flush_timer.data = ins;
     /* Check age at a quarter of the timeout so a batch waits at most 1.25x batch_timeout. */
@@ -318,14 +338,34 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
         }
         if (shipped == 0)
             continue;
-        if (o->pending_bytes + o->delivery.bytes + bytes > oi->ci->common.queue_bytes &&
+        uint64_t limit = oi->ci->common.queue_bytes;
+        if (o->pending_bytes + o->delivery.bytes + bytes > limit &&
             (o->npending > 0 || o->delivery.count > 0)) {
-            log_write(RMR_LOG_WARN, oi->ci->name,
-                      "queue full at %llu bytes (queue_bytes); dropping %llu records",
-                      (unsigned long long)oi->ci->common.queue_bytes, (unsigned long long)shipped);
-            counter_add(oi, "records_dropped", "queue_full", NULL, shipped);
-            full++;
-            continue;
+            /* The batch's kind decides for auto: logs or spans block, the rest drop. */
+            uint32_t kind = kinds[RMR_REC_LOG] ? RMR_REC_LOG
+                            : kinds[RMR_REC_SPAN] ? RMR_REC_SPAN
+                                                  : RMR_REC_METRIC;
+            if (when_full_drops(oi, kind)) {
+                size_t need = o->pending_bytes + bytes;
+                delivery_make_room(&o->delivery, need < limit ? need : limit);
+            }
+            if (o->pending_bytes + o->delivery.bytes + bytes > limit &&
+                (o->npending > 0 || o->delivery.count > 0)) {
+                if (when_full_drops(oi, kind)) {
+                    log_write(RMR_LOG_WARN, oi->ci->name,
+                              "queue full at %llu bytes (queue_bytes); dropping %llu records",
+                              (unsigned long long)limit, (unsigned long long)shipped);
+                    counter_add(oi, "records_dropped", "queue_full", NULL, shipped);
+                } else {
+                    log_write(RMR_LOG_WARN, oi->ci->name,
+                              "queue full at %llu bytes (queue_bytes); refusing new records "
+                              "until it drains (when_full = block)",
+                              (unsigned long long)limit);
+                    counter_add(oi, "records_blocked", NULL, NULL, shipped);
+                }
+                full++;
+                continue;
+            }
         }
         if (o->npending == o->cap) {
             uint32_t cap = o->cap ? o->cap * 2 : 8;

@@ -18,14 +18,18 @@ rmr_payload_t *payload_open(const struct rmr_host_api *host, rmr_encoder_t *enc,
     p->spec.struct_size = (uint32_t)sizeof p->spec;
     p->endpoint = strdup(spec->endpoint);
     p->content_type = p->spec.content_type != NULL ? strdup(p->spec.content_type) : NULL;
-    if (p->endpoint == NULL || (p->spec.content_type != NULL && p->content_type == NULL)) {
+    p->headers = p->spec.headers != NULL ? strdup(p->spec.headers) : NULL;
+    if (p->endpoint == NULL || (p->spec.content_type != NULL && p->content_type == NULL) ||
+        (p->spec.headers != NULL && p->headers == NULL)) {
         free(p->endpoint);
         free(p->content_type);
+        free(p->headers);
         free(p);
         return NULL;
     }
     p->spec.endpoint = p->endpoint;
     p->spec.content_type = p->content_type;
+    p->spec.headers = p->headers;
     dbuf_init(&p->body, PAYLOAD_LIMIT_BYTES);
     return p;
 }
@@ -56,7 +60,16 @@ void payload_discard(rmr_payload_t *p)
     dbuf_release(&p->body);
     free(p->endpoint);
     free(p->content_type);
+    free(p->headers);
     free(p);
+}
+
+char *payload_take_headers(rmr_payload_t *p)
+{
+    char *h = p->headers;
+    p->headers = NULL;
+    p->spec.headers = NULL;
+    return h;
 }
 
 int payload_seal(rmr_payload_t *p, char **endpoint, char **content_type, unsigned char **body,

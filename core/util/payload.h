@@ -22,6 +22,7 @@ struct rmr_payload {
     struct rmr_payload_spec spec; /* endpoint and content_type point at the copies below */
     char *endpoint;
     char *content_type;
+    char *headers; /* ABI 1.1 spec.headers, copied */
     struct dbuf body;
 };
 
@@ -34,6 +35,9 @@ int payload_write(rmr_payload_t *p, const void *data, size_t len);
 int payload_json_str(rmr_payload_t *p, const char *s, size_t len);
 size_t payload_len(const rmr_payload_t *p);
 void payload_discard(rmr_payload_t *p);
+
+/* Hands over the copy of spec.headers (NULL when none); the caller frees it. */
+char *payload_take_headers(rmr_payload_t *p);
 
 /* Compresses the body as the spec asked and hands the result over: *endpoint, *content_type
  * (NULL when none) and *body become the caller's (free()); p is freed. Consumes p on failure
