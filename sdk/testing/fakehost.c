@@ -76,6 +76,7 @@ struct fh_payload {
     struct rmr_fakehost_payload pub;
     char *endpoint;
     char *content_type;
+    char *headers;
     unsigned char *body;
 };
 
@@ -386,11 +387,13 @@ static int h_payload_commit(rmr_payload_t *p, uint32_t nrecords)
         return RMR_ENOMEM;
     }
     out->pub.spec = p->spec;
+    out->headers = payload_take_headers(p);
     size_t len = 0;
     int rc = payload_seal(p, &out->endpoint, &out->content_type, &out->body, &len);
     if (rc == 0) {
         out->pub.spec.endpoint = out->endpoint;
         out->pub.spec.content_type = out->content_type;
+        out->pub.spec.headers = out->headers;
         out->pub.body = out->body;
         out->pub.len = len;
         out->pub.nrecords = nrecords;
@@ -400,6 +403,7 @@ static int h_payload_commit(rmr_payload_t *p, uint32_t nrecords)
         free(out->body);
         free(out->endpoint);
         free(out->content_type);
+        free(out->headers);
         free(out);
     }
     return rc;
@@ -882,6 +886,7 @@ static void payload_free(struct fh_payload *p)
     free(p->body);
     free(p->endpoint);
     free(p->content_type);
+    free(p->headers);
     free(p);
 }
 
