@@ -891,7 +891,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         /* EOF or an error. Reading happens only when no request is in flight, so there is
-         * nobody to answer: a half-sent request is dropped with the connection. */
+         * nobody to answer: a half-sent request is dropped with the connection. After EOF the
+         * answers still being written are finished first (the client may have half-closed). */
+        if (nread == UV_EOF && c->writes > 0 && c->phase != PHASE_LINGER) {
+            c->done = 1;
+            c->close_after_write = 1;
+            read_stop(c);
+            drop_held(c);
+            timer_set(c, TM_WRITE, c->s->lim.idle_timeout_ms);
+            return;
+        }
         conn_close(c);
         return;
     }
