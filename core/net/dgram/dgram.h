@@ -2,7 +2,9 @@
  * handed over in arrays, a configurable SO_RCVBUF (with a warning when the kernel grants
  * less), and the kernel's drop counter for the socket. A listener reads either on the loop
  * thread (uv_poll readiness, then recvmmsg until EAGAIN, bounded per wake-up) or on a reader
- * thread of its own blocked in recvmmsg.
+ * thread of its own (poll, then recvmmsg until EAGAIN). Under a steady high rate with a
+ * receive buffer that holds at least 16 ms of it, the reader thread waits up to 1 ms between
+ * reads so that each wake-up takes a whole batch (a third of the CPU at 100k datagrams/s).
  * Thread: open/close/stats on the loop thread; the callback as the mode says. */
 #ifndef REMORA_CORE_NET_DGRAM_H
 #define REMORA_CORE_NET_DGRAM_H
@@ -29,7 +31,7 @@ struct dgram_stats {
     uint64_t packets;
     uint64_t bytes;
     uint64_t truncated;
-    uint64_t kernel_drops;  /* the kernel's count of datagrams dropped for this socket */
+    uint64_t kernel_drops; /* the kernel's count of datagrams dropped for this socket */
     uint64_t recv_calls;
     uint64_t rcvbuf_granted; /* bytes, as getsockopt(SO_RCVBUF) reports after setting */
 };
@@ -38,20 +40,51 @@ struct dgram;
 
 /* Opens and starts reading. A Unix socket path is unlinked first when it is a stale socket
  * (never another kind of file) and removed on close. On failure writes one sentence into err.
- * Errors: RMR_EADDRINUSE, RMR_EACCES, RMR_EINVAL, RMR_ENOMEM. */
+ * Errors: RMR_EADDRINUSE, RMR_EACCES, RMR_EINVAL, RMR_ENOMEM.
+ *
+ * Addresses: "udp://HOST:PORT" or bare "HOST:PORT", where HOST is an IPv4 address, an IPv6
+ * address in brackets or "localhost" (127.0.0.1; no other name is looked up, as a resolver
+ * would block the loop); port 0 picks a free port. "unix://PATH": a Unix datagram socket,
+ * made writable for every user (mode 0722, as the Datadog Agent does) whatever the umask; a
+ * path longer than sun_path allows, a path that is another kind of file, and a socket another
+ * process still listens on are refused. Other failures of the system (no IPv6, an address
+ * not on this host) are RMR_EINVAL with the system's reason in err. For a Unix socket the
+ * kernel bounds the queue by net.unix.max_dgram_qlen datagrams (often 10) and each sender's
+ * SO_SNDBUF, not by SO_RCVBUF (which is set all the same, as the Datadog Agent does).
+ * loop: borrowed; may be NULL in own-thread mode. opts and its strings: borrowed for the call.
+ * arg: borrowed until dgram_close() returns. out: set to an owned listener on success, NULL
+ * on failure (cb never runs then). The receive area, batch * max_datagram bytes, is allocated
+ * here once (at most 256 MiB; batch at most 1024). When rcvbuf_bytes is set and the kernel
+ * grants less (net.core.rmem_max; SO_RCVBUFFORCE is tried first), one warning is logged. */
 int dgram_open(uv_loop_t *loop, const struct dgram_opts *opts, dgram_cb cb, void *arg,
                struct dgram **out, char *err, size_t errlen);
 /* "udp://127.0.0.1:40123" or "unix:///run/x.sock". */
 const char *dgram_address(const struct dgram *d);
 /* 1 when the kernel granted less than rcvbuf_bytes (already warned through the log). */
 int dgram_rcvbuf_capped(const struct dgram *d);
-/* Reads the counters (kernel_drops refreshed now). Safe while the reader thread runs. */
+/* Reads the counters (kernel_drops refreshed now). Safe while the reader thread runs.
+ * kernel_drops is the socket's sk_drops (SO_MEMINFO, else the "drops" column of
+ * /proc/net/udp{,6}); for a Unix socket it is always 0: the kernel drops nothing there, a
+ * sender to a full socket blocks or gets EAGAIN. */
 void dgram_stats(struct dgram *d, struct dgram_stats *out);
-/* Stops reading without closing (back-pressure); the kernel buffers, then drops (counted). */
+/* Stops reading without closing (back-pressure); the kernel buffers, then drops (counted).
+ * Loop thread (in loop mode also from inside cb). In own-thread mode it waits for the batch
+ * in hand: cb does not run after dgram_pause() returns until dgram_resume(). Both are no-ops
+ * when already in the state asked for. */
 void dgram_pause(struct dgram *d);
 void dgram_resume(struct dgram *d);
 /* Stops reading (joins the reader thread; cb does not run after this returns) and frees d
- * once libuv has closed its handles. */
+ * once libuv has closed its handles. The socket is closed and a Unix socket file removed
+ * before it returns, so the address may be opened again at once. Loop thread; in loop mode
+ * also from inside cb; never from cb on the reader thread. NULL is a no-op. */
 void dgram_close(struct dgram *d);
+
+/* The drops column of one /proc/net/udp or /proc/net/udp6 line (pointer + length, no NUL
+ * needed) when its inode column equals inode. Returns 0 and sets *drops, RMR_ENOENT for
+ * another socket's line or the header, RMR_EINVAL for a malformed line. Thread: any. */
+int dgram_proc_drops_line(const char *line, size_t len, uint64_t inode, uint64_t *drops);
+/* The same over a whole table (lines separated by '\n'): 0, or RMR_ENOENT when no line
+ * matches. */
+int dgram_proc_drops(const char *text, size_t len, uint64_t inode, uint64_t *drops);
 
 #endif
