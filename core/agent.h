@@ -50,6 +50,7 @@ struct output {
     uint64_t oldest_ms; /* uv_now() when the oldest pending batch arrived */
     uv_timer_t flush_timer;
     int encoding; /* one encode job in flight at most, so encode() never runs concurrently */
+    uint32_t open_handles; /* while closing: handles whose close callbacks have not run */
     struct delivery delivery;
 };
 

@@ -230,12 +230,15 @@ int pipeline_output_init(struct agent *a, struct rmr_instance *ins)
     return 0;
 }
 
+/* The output is freed when the last of its handles has closed (libuv runs close callbacks
+ * in no order the code may rely on). */
 static void free_output(uv_handle_t *h)
 {
-    struct output *o = h->data ? ((struct rmr_instance *)h->data)->out : NULL;
-    if (o == NULL)
+    struct rmr_instance *ins = h->data;
+    struct output *o = ins != NULL ? ins->out : NULL;
+    if (o == NULL || --o->open_handles > 0)
         return;
-    ((struct rmr_instance *)h->data)->out = NULL;
+    ins->out = NULL;
     free(o);
 }
 
@@ -252,6 +255,13 @@ void pipeline_output_close(struct rmr_instance *ins)
     o->pending = NULL;
     o->npending = 0;
     delivery_release(&o->delivery);
+    o->open_handles = 1;
+    if (o->delivery.timer_ready) {
+        o->open_handles++;
+        o->delivery.timer_ready = 0;
+        o->delivery.retry_timer.data = ins;
+        uv_close((uv_handle_t *)&o->delivery.retry_timer, free_output);
+    }
     uv_timer_stop(&o->flush_timer);
     uv_close((uv_handle_t *)&o->flush_timer, free_output);
 }
@@ -355,7 +365,10 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
                     log_write(RMR_LOG_WARN, oi->ci->name,
                               "queue full at %llu bytes (queue_bytes); dropping %llu records",
                               (unsigned long long)limit, (unsigned long long)shipped);
-                    counter_add(oi, "records_dropped", "queue_full", NULL, shipped);
+                    for (uint32_t k = 1; k <= RMR_REC_KIND_MAX; k++)
+                        if (kinds[k] > 0 && (oi->desc->accepts & RMR_REC_BIT(k)))
+                            counter_add(oi, "records_dropped", "queue_full",
+                                        record_kind_name(k), kinds[k]);
                 } else {
                     log_write(RMR_LOG_WARN, oi->ci->name,
                               "queue full at %llu bytes (queue_bytes); refusing new records "

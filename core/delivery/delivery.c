@@ -812,11 +812,8 @@ void delivery_release(struct delivery *d)
         struct payload *p = queue_pop(d);
         finish_payload(d, p, "shutdown");
     }
-    if (d->timer_ready) {
+    if (d->timer_ready)
         uv_timer_stop(&d->retry_timer);
-        uv_close((uv_handle_t *)&d->retry_timer, NULL);
-        d->timer_ready = 0;
-    }
     if (d->fd_owned && d->fd >= 0)
         close(d->fd);
     d->fd = -1;

@@ -111,8 +111,9 @@ size_t delivery_make_room(struct delivery *d, size_t need);
 int delivery_idle(const struct delivery *d);
 /* Records queued and in flight. */
 uint64_t delivery_records(const struct delivery *d);
-/* Cancels requests in flight, frees queued payloads (counted as dropped "shutdown") and
- * closes files. Synchronous: called at exit only. */
+/* Cancels requests in flight, frees queued payloads (counted as dropped "shutdown"), stops
+ * the retry timer and closes files. The owner then closes retry_timer (when timer_ready) with
+ * uv_close() before freeing d. Called at exit only. */
 void delivery_release(struct delivery *d);
 
 /* The default classification of a response (exposed for tests and the SDK docs). */

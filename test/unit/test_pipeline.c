@@ -151,6 +151,7 @@ int main(void)
 
     struct agent *a = calloc(1, sizeof *a);
     uv_loop_init(&a->loop);
+    a->loop_thread = uv_thread_self();
     struct rmr_tag itags[] = {{RMR_STR("env"), RMR_STR("prod")},
                               {RMR_STR("team"), RMR_STR("core")}};
     struct cfg_instance ci[2] = {
@@ -162,7 +163,9 @@ int main(void)
                     .batch_records = 3,
                     .batch_bytes = 1 << 20,
                     .batch_timeout_ms = 40,
-                    .queue_bytes = 1 << 20}},
+                    .queue_bytes = 1 << 20,
+                    .when_full = WHEN_FULL_DROP_OLDEST,
+                    .max_in_flight = 1}},
     };
     a->ninstances = 2;
     a->instances = calloc(2, sizeof *a->instances);
@@ -229,7 +232,8 @@ int main(void)
     ci[1].common.queue_bytes = 64;
     IS_INT(rmr_emit(src, metrics(src, NULL, 1, 0)), 0, "the first batch is always accepted");
     IS_INT(rmr_emit(src, metrics(src, NULL, 2, 0)), RMR_EFULL, "a full queue answers EFULL");
-    IS_UINT(counter(sink, "records_dropped", "queue_full", NULL), 2, "queue_full drops counted");
+    IS_UINT(counter(sink, "records_dropped", "queue_full", "metric"), 2,
+            "queue_full drops counted by kind");
     run_until_idle(a);
     IS_INT(count_lines(read_file(out_path)), 6, "the accepted batch is still delivered");
 

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""The courier with the real binary: the http output posting the seq test input's numbered
+records to a strict fake receiver that answers 200, 5xx, 429 with Retry-After, 413, 400, 403,
+closes or hangs; for each, what the courier does, what arrives (counted) and what the counters,
+/v1/status, `remora status` and `remora health` say.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+from agentlib import BIN, BUILD, TMP, Agent, env, plugin_dir, write
+from fakes import Receiver
+from tap import main
+
+TEST_PLUGINS = os.path.join(BUILD, "test", "plugins")
+PDIR = plugin_dir(os.path.join(TEST_PLUGINS, "input_seq.so"),
+                  os.path.join(TEST_PLUGINS, "input_echo.so"), name="courier")
+TOKEN = "tkn-9f8e7d6c5b4a"
+
+
+def conf(name, url, count=500, per_tick=100, interval="50ms", extra=""):
+    return write(os.path.join(TMP, f"{name}.conf"),
+                 f"[input.seq]\ncount = {count}\nper_tick = {per_tick}\ninterval = {interval}\n\n"
+                 f"[output.http]\nurl = {url}\nbatch_timeout = 100ms\nbatch_records = 100\n"
+                 f"retry_initial = 100ms\nretry_max = 400ms\nrequest_timeout = 1s\n"
+                 f"bearer_token = {TOKEN}\n{extra}")
+
+
+def start(name, recv, **kw):
+    extra_env = kw.pop("env", {})
+    a = Agent(["-c", conf(name, recv.url, **kw)], REMORA_AGENT_PLUGIN_DIR=PDIR, **extra_env)
+    return a
+
+
+def counter(inst, name, key=None):
+    c = (inst or {}).get("counters", {}).get(name)
+    if isinstance(c, dict):
+        return c.get(key, 0) if key is not None else sum(c.values())
+    return c or 0
+
+
+def all_arrived(recv, n):
+    return lambda: set(recv.seq_values()) >= set(range(n))
+
+
+def cli(a, *args):
+    return subprocess.run([BIN, *args, "--address", a.http_address()], env=env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+
+
+def test_delivers_with_token(t):
+    recv = Receiver(content_type="application/x-ndjson",
+                    expect_headers={"Authorization": f"Bearer {TOKEN}"})
+    a = start("ok", recv)
+    t.ok(recv.wait(all_arrived(recv, 500), 20), "200: all 500 records arrive",
+         f"{len(recv.seq_values())} arrived\n{a.errors()}")
+    t.eq(recv.violations, [], "every request passed the receiver's checks")
+    t.ok(a.http_address() is not None, "the agent logs its listener address")
+    out = a.instance("output.http")
+    t.eq(out and out["records_out"], 500, "status: records_out is 500")
+    t.eq(out and out["delivery"]["state"], "ok", "status: the output is ok")
+    t.eq(counter(out, "http_responses", "200"), len(recv.requests), "status: one 200 per request")
+    st_text = a.get("/v1/status")[1] + a.get("/metrics")[1]
+    t.ok(TOKEN not in st_text, "the token is in neither /v1/status nor /metrics")
+    r = cli(a, "health")
+    t.eq(r.returncode, 0, "remora health exits 0", r.stdout + r.stderr)
+    t.contains(r.stdout, "healthy", "remora health says healthy")
+    r = cli(a, "status")
+    t.eq(r.returncode, 0, "remora status exits 0", r.stderr)
+    t.contains(r.stdout, "output.http", "remora status lists the output")
+    t.ok(any(l.split()[:2] == ["output.http", "ok"] for l in r.stdout.splitlines()),
+         "remora status shows its delivery state ok", r.stdout)
+    t.eq(a.stop(), 0, "SIGTERM exits 0")
+    t.ok(TOKEN not in a.errors(), "the token is not in the log")
+    recv.close()
+
+
+def test_503_three_times(t):
+    recv = Receiver(script=["503", "503", "503"])
+    a = start("s503", recv)
+    t.ok(recv.wait(all_arrived(recv, 500), 25), "503 x3 then 200: all 500 records arrive",
+         f"{len(recv.seq_values())} arrived; statuses {recv.statuses()}\n{a.errors()}")
+    out = a.instance("output.http")
+    t.eq(counter(out, "http_responses", "503"), 3, "three 503s are counted")
+    t.ok(counter(out, "retries") >= 3, "at least three retries are counted")
+    t.eq(out["records_dropped"], 0, "nothing is dropped")
+    t.eq(out["delivery"]["state"], "ok", "the output is ok again")
+    t.contains(out["delivery"]["last_error"] or "", "HTTP 503", "last_error names the 503")
+    metrics = a.get("/metrics")[1]
+    t.contains(metrics, 'remora_http_responses_total{instance="output.http",plugin="http",'
+               'kind="output",code="503"} 3', "/metrics counts the 503s")
+    t.eq(a.stop(), 0, "SIGTERM exits 0")
+    recv.close()
+
+
+def test_500s_none_missing(t):
+    recv = Receiver(script=["500"] * 6)
+    a = start("s500", recv, count=1000)
+    t.ok(recv.wait(all_arrived(recv, 1000), 30),
+         "after six 500s every one of 1000 records arrives at least once",
+         f"{len(set(recv.seq_values()))} distinct arrived\n{a.errors()}")
+    t.eq(a.stop(), 0, "SIGTERM exits 0")
+    vals = recv.seq_values()
+    t.eq(sorted(set(vals)), list(range(1000)), "none missing")
+    t.eq(len(vals), 1000, "and none twice (a 500 means not stored)")
+    recv.close()
+
+
+def test_retry_after(t):
+    recv = Receiver(script=["429:2"])
+    a = start("s429", recv, count=100)
+    t.ok(recv.wait(all_arrived(recv, 100), 20), "429 then 200: all records arrive")
+    times = [x[0] for x in recv.requests]
+    gap = times[1] - times[0] if len(times) > 1 else 0
+    t.ok(gap >= 1.9, f"the retry waited for Retry-After: 2 ({gap:.2f} s)")
+    t.ok(gap < 6, "and not much longer")
+    a.stop()
+    recv.close()
+
+
+def test_close_and_hang(t):
+    recv = Receiver(script=["close", "hang"])
+    a = start("hang", recv, count=200)
+    t.ok(recv.wait(all_arrived(recv, 200), 25), "a closed connection and a hung request: "
+         "all records arrive", f"statuses {recv.statuses()}\n{a.errors()}")
+    out = a.instance("output.http")
+    t.ok(counter(out, "http_responses", "error") >= 2, "both failures are counted as errors",
+         out and out.get("counters"))
+    t.contains(a.errors(), "timed out", "the hung request is logged as a timeout")
+    a.stop()
+    recv.close()
+
+
+def test_413_split(t):
+    recv = Receiver(default="413>30")
+    a = start("split", recv, count=400, per_tick=200, extra="batch_records = 200\n")
+    t.ok(recv.wait(all_arrived(recv, 400), 20), "413 for bodies over 30 lines: all 400 records "
+         "arrive in smaller parts", f"{len(recv.seq_values())} arrived\n{a.errors()}")
+    out = a.instance("output.http")
+    t.ok(counter(out, "payloads_split") >= 4, "the courier split payloads",
+         out and out.get("counters"))
+    t.ok(all(n <= 30 for _, s, n, _ in recv.requests if s == "200"),
+         "every accepted body has at most 30 lines")
+    t.eq(len(recv.seq_values()), 400, "no record twice")
+    a.stop()
+    recv.close()
+
+
+def test_400_rejects(t):
+    recv = Receiver(default="400")
+    a = start("reject", recv, count=300)
+    ok = recv.wait(lambda: (counter(a.instance("output.http"), "records_dropped") or 0) >= 0 and
+                   (a.instance("output.http") or {}).get("records_dropped", 0) >= 300, 20)
+    out = a.instance("output.http")
+    t.ok(ok, "400: the records are dropped", out)
+    t.eq(out["drops"].get("rejected/metric"), 300, "counted as rejected metrics")
+    t.eq(len(recv.requests), 3, "each payload is sent once, never retried")
+    errs = a.errors()
+    t.contains(errs, "field 'x' is bad", "the log quotes the body's error")
+    t.ok(errs.count("backend rejected") == 1, "and is written once per interval",
+         errs.count("backend rejected"))
+    r = cli(a, "health")
+    t.eq(r.returncode, 0, "rejections do not make the agent unhealthy", r.stdout)
+    a.stop()
+    recv.close()
+
+
+def test_403_halts_and_keeps(t):
+    recv = Receiver(default="403")
+    a = start("halt", recv, count=300, extra="halt_probe = 1s\n")
+    halted = recv.wait(lambda: ((a.instance("output.http") or {}).get("delivery") or {})
+                       .get("state") == "halted", 15)
+    t.ok(halted, "403: the output halts")
+    time.sleep(0.5)
+    out = a.instance("output.http")
+    t.eq(out["records_dropped"], 0, "nothing is dropped while halted")
+    t.ok(out["delivery"]["queue_records"] > 0, "the queue keeps the records",
+         out["delivery"])
+    r = cli(a, "health")
+    t.eq(r.returncode, 1, "remora health exits 1")
+    t.contains(r.stdout, "output.http is halted: HTTP 403", "and says why in one line")
+    n_before = len(recv.requests)
+    time.sleep(2.2)
+    probes = len(recv.requests) - n_before
+    t.ok(1 <= probes <= 3, f"it probes slowly (halt_probe 1s): {probes} requests in 2.2 s")
+    recv.set_default("200")
+    t.ok(recv.wait(all_arrived(recv, 300), 15), "after the key is fixed every record arrives")
+    out = a.instance("output.http")
+    t.eq(out["delivery"]["state"], "ok", "the output is ok again")
+    r = cli(a, "health")
+    t.eq(r.returncode, 0, "remora health exits 0 again", r.stdout)
+    a.stop()
+    recv.close()
+
+
+def test_when_full_drop_oldest(t):
+    recv = Receiver(default="503")
+    a = start("dropold", recv, count=3000, per_tick=500,
+              extra="queue_bytes = 64KiB\nwhen_full = drop_oldest\nmax_in_flight = 1\n")
+    ok = recv.wait(lambda: (a.instance("output.http") or {}).get("records_dropped", 0) > 0, 15)
+    out = a.instance("output.http")
+    t.ok(ok, "a full queue drops the oldest", out)
+    t.ok(out["drops"].get("queue_full/metric", 0) > 0, "counted as queue_full metrics",
+         out["drops"])
+    t.ok(out["delivery"]["queue_bytes"] <= 65536 + 16384, "the queue stays near its bound",
+         out["delivery"])
+    a.stop()
+    recv.close()
+
+
+def test_when_full_block(t):
+    recv = Receiver(default="503")
+    a = start("block", recv, count=2000, per_tick=500,
+              extra="queue_bytes = 64KiB\nwhen_full = block\nmax_in_flight = 1\n")
+    ok = recv.wait(lambda: counter(a.instance("output.http"), "records_blocked") > 0, 15)
+    t.ok(ok, "a full queue refuses new records (block)")
+    t.eq(a.instance("output.http")["records_dropped"], 0, "and drops nothing")
+    recv.set_default("200")
+    t.ok(recv.wait(all_arrived(recv, 2000), 30),
+         "once the backend recovers, every record arrives (the input offered them again)",
+         f"{len(set(recv.seq_values()))} distinct")
+    a.stop()
+    recv.close()
+
+
+def test_unreachable(t):
+    r = subprocess.run([BIN, "health", "--address", "127.0.0.1:9"], env=env(),
+                       stdout=subprocess.PIPE, text=True, timeout=20)
+    t.eq(r.returncode, 1, "health without an agent exits 1")
+    t.contains(r.stdout, "unhealthy: cannot reach remora at 127.0.0.1:9", "and says why")
+
+
+if __name__ == "__main__":
+    try:
+        main([test_delivers_with_token, test_503_three_times, test_500s_none_missing,
+              test_retry_after, test_close_and_hang, test_413_split, test_400_rejects,
+              test_403_halts_and_keeps, test_when_full_drop_oldest, test_when_full_block,
+              test_unreachable])
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
