@@ -305,7 +305,9 @@ static struct req_priv *build_request(struct http_reqp *p)
     r->nheaders = p->nents;
     r->keep_alive = http_should_keep_alive(&p->parser) != 0;
     const char *expect = http_request_header(r, "expect");
-    r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0;
+    /* RFC 9110 section 10.1.1: an HTTP/1.0 client's expectation is ignored. */
+    r->expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+                         p->parser.http_major == 1 && p->parser.http_minor >= 1;
     return rp;
 }
 

@@ -132,6 +132,13 @@ static void basics(void)
     http_reqp_free(p);
     http_reqp_free(NULL);
     http_request_free(NULL);
+
+    p = http_reqp_new(NULL);
+    req = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+    IS_INT(http_reqp_feed(p, req, strlen(req), &used), HTTP_REQP_HEADERS, "HTTP/1.0 headers");
+    OK(!http_reqp_peek(p)->expect_continue, "an HTTP/1.0 client's Expect is ignored");
+    IS_INT(http_reqp_content_length(p), 1, "its content length");
+    http_reqp_free(p);
 }
 
 static void pipelining(void)
