@@ -758,7 +758,7 @@ static void on_request(struct conn *c)
     if (!r->keep_alive)
         c->done = 1;
     const char *enc = http_request_header(r, "content-encoding");
-    if (enc == NULL || r->body_len == 0) {
+    if (enc == NULL || r->body_len == 0 || strcasecmp(enc, "identity") == 0) {
         req->state = REQ_HANDLER;
         call_handler(req);
         return;
