@@ -185,15 +185,28 @@ def test_oversize(t):
 def test_slowloris(t):
     s = socket.create_connection(addr(), timeout=10)
     start = time.monotonic()
-    data = b"GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    data = b"GET /v1/ping HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 400
     resp = b""
     try:
         for b in data:
-            s.send(bytes([b]))
-            time.sleep(0.05)
-            if time.monotonic() - start > 6:
+            try:
+                s.send(bytes([b]))
+            except OSError:
                 break
-        s.settimeout(5)
+            time.sleep(0.05)
+            try:
+                got = s.recv(4096, socket.MSG_DONTWAIT)
+                if got:
+                    resp += got
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+            if time.monotonic() - start > 8:
+                break
+        took = time.monotonic() - start
+        s.settimeout(3)
         while True:
             got = s.recv(4096)
             if not got:
@@ -203,9 +216,9 @@ def test_slowloris(t):
         pass
     finally:
         s.close()
-    took = time.monotonic() - start
     t.eq(status_of(resp), 408, "a slowloris client gets 408")
-    t.ok(took < 4.5, f"and is cut near the 2 s header timeout ({took:.1f} s)")
+    t.ok(1.8 <= took < 4, f"when the 2 s header timeout ends ({took:.1f} s)")
+    t.ok(ping_ok(), "the server still answers /v1/ping")
 
 
 def test_keepalive_1000(t):
