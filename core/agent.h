@@ -51,6 +51,7 @@ struct output {
     uv_timer_t flush_timer;
     int encoding; /* one encode job in flight at most, so encode() never runs concurrently */
     uint32_t open_handles; /* while closing: handles whose close callbacks have not run */
+    int blocked;           /* when_full = block refused records; inputs' sockets are paused */
     struct delivery delivery;
 };
 
@@ -130,6 +131,8 @@ struct agent {
     int foreign_open;
     uint64_t foreign_dropped;
     uv_async_t foreign_async;
+    uint32_t blocked_outputs; /* outputs refusing records (when_full = block) */
+    uint32_t reserved2_;
 };
 
 #define FOREIGN_MAX 4096
@@ -179,9 +182,16 @@ int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords);
 void pipeline_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char *reason,
                            uint64_t count);
 
+/* Called by the courier when an output's queue shrank: an output that blocked inputs lets
+ * them go once it is below half its bound (pipeline.c). */
+void pipeline_output_drained(struct rmr_instance *ins);
+
 /* Network services (host_net.c): the host-table members of ABI 1.1, the shared listener and
  * the release of what an instance holds. */
 int host_net_start(struct agent *a);
+/* Pauses (on = 1) or resumes the datagram sockets of every input: back-pressure from an
+ * output with when_full = block; the kernel buffers, then drops (counted). */
+void host_net_pause_inputs(struct agent *a, int on);
 void host_net_release_instance(struct rmr_instance *ins);
 void host_net_stop(struct agent *a);
 

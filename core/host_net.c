@@ -386,6 +386,21 @@ int host_net_start(struct agent *a)
     return 0;
 }
 
+void host_net_pause_inputs(struct agent *a, int on)
+{
+    for (uint32_t i = 0; i < a->ninstances; i++) {
+        struct rmr_instance *ins = &a->instances[i];
+        if (ins->kind != RMR_KIND_INPUT)
+            continue;
+        for (struct rmr_dgram_sock *s = ins->dgrams; s != NULL; s = s->next) {
+            if (on)
+                dgram_pause(s->d);
+            else
+                dgram_resume(s->d);
+        }
+    }
+}
+
 void host_net_release_instance(struct rmr_instance *ins)
 {
     struct agent *a = ins->agent;

@@ -375,6 +375,14 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
                               "until it drains (when_full = block)",
                               (unsigned long long)limit);
                     counter_add(oi, "records_blocked", NULL, NULL, shipped);
+                    if (!o->blocked) {
+                        o->blocked = 1;
+                        if (a->blocked_outputs++ == 0) {
+                            log_write(RMR_LOG_WARN, oi->ci->name,
+                                      "pausing datagram inputs until the queue drains");
+                            host_net_pause_inputs(a, 1);
+                        }
+                    }
                 }
                 full++;
                 continue;
@@ -405,6 +413,20 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
         counter_add(ins, "records_dropped", "no_output", NULL, n);
     batch_unref(b);
     return routed > 0 && full == routed ? RMR_EFULL : 0;
+}
+
+void pipeline_output_drained(struct rmr_instance *ins)
+{
+    struct output *o = ins->out;
+    struct agent *a = ins->agent;
+    if (o == NULL || !o->blocked ||
+        o->pending_bytes + o->delivery.bytes > ins->ci->common.queue_bytes / 2)
+        return;
+    o->blocked = 0;
+    if (--a->blocked_outputs == 0) {
+        log_write(RMR_LOG_INFO, ins->ci->name, "queue drained; resuming datagram inputs");
+        host_net_pause_inputs(a, 0);
+    }
 }
 
 void pipeline_flush_all(struct agent *a)

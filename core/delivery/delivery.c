@@ -146,6 +146,8 @@ static void finish_payload(struct delivery *d, struct payload *p, const char *dr
                     p->nrecords);
     }
     payload_free(p);
+    if (!d->closing)
+        pipeline_output_drained(d->ins);
 }
 
 size_t delivery_make_room(struct delivery *d, size_t need)
