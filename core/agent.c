@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "net/client/httpc.h"
 #include "record/batch.h"
 #include "self/log.h"
 
@@ -168,17 +167,6 @@ int agent_setup(struct agent *a, const char *config_path, char *const *envp, int
     a->loop_thread = uv_thread_self();
     if ((rc = host_foreign_init(a)) < 0)
         return rc;
-    const struct agent_config *ac = &a->cfg.agent;
-    struct httpc_opts ho = {
-        .ca_file = ac->ca_file,
-        .insecure = ac->tls_insecure,
-        .user_agent = "remora/" REMORA_VERSION,
-        .connect_timeout_ms = (uint64_t)ac->connect_timeout_ms,
-    };
-    if ((rc = httpc_new(&a->loop, &ho, &a->http)) < 0) {
-        fprintf(stderr, "remora: cannot start the HTTP client: %s\n", rmr_strerror(rc));
-        return rc;
-    }
     a->ninstances = a->cfg.ninstances;
     a->instances = calloc(a->ninstances ? a->ninstances : 1, sizeof *a->instances);
     if (a->instances == NULL)

@@ -114,7 +114,7 @@ struct agent {
     struct rmr_tag *global_tags; /* agent tags, ENV_GLOBAL_*, DD_TAGS, DD_ENV ... */
     uint32_t nglobal_tags;
     uint32_t reserved_;
-    struct httpc *http;          /* the HTTP client of the courier and polling inputs */
+    struct httpc *http;          /* the HTTP client (host_http_client()), NULL until used */
     struct listener *listeners;  /* HTTP listeners; the shared one first when configured */
     struct httpd *shared;        /* the shared listener ([agent] http_listen), or NULL */
     uv_timer_t lag_timer;        /* measures event-loop lag */
@@ -189,6 +189,8 @@ void pipeline_output_drained(struct rmr_instance *ins);
 /* Network services (host_net.c): the host-table members of ABI 1.1, the shared listener and
  * the release of what an instance holds. */
 int host_net_start(struct agent *a);
+/* The agent's HTTP client, created on first use; NULL when it cannot be (logged). */
+struct httpc *host_http_client(struct agent *a);
 /* Pauses (on = 1) or resumes the datagram sockets of every input: back-pressure from an
  * output with when_full = block; the kernel buffers, then drops (counted). */
 void host_net_pause_inputs(struct agent *a, int on);

@@ -137,6 +137,27 @@ int host_http_respond(rmr_http_req_t *req, int status, const struct rmr_http_hea
 
 /* ---- outbound requests ------------------------------------------------------------------- */
 
+/* The client is made on first use: curl's global setup loads OpenSSL, which costs a few
+ * milliseconds and megabytes that an agent writing to files or stdout never needs. */
+struct httpc *host_http_client(struct agent *a)
+{
+    if (a->http != NULL)
+        return a->http;
+    const struct agent_config *ac = &a->cfg.agent;
+    struct httpc_opts ho = {
+        .ca_file = ac->ca_file,
+        .insecure = ac->tls_insecure,
+        .user_agent = "remora/" REMORA_VERSION,
+        .connect_timeout_ms = (uint64_t)ac->connect_timeout_ms,
+    };
+    int rc = httpc_new(&a->loop, &ho, &a->http);
+    if (rc < 0) {
+        log_error("cannot start the HTTP client: %s", rmr_strerror(rc));
+        a->http = NULL;
+    }
+    return a->http;
+}
+
 struct fetch_ctx {
     struct fetch_ctx *next;
     struct rmr_instance *ins;
@@ -194,7 +215,7 @@ int host_http_fetch(rmr_instance_t *ins, const struct rmr_fetch_spec *spec, rmr_
     if (spec == NULL || spec->struct_size < offsetof(struct rmr_fetch_spec, max_response_bytes) ||
         spec->url == NULL || cb == NULL)
         return RMR_EINVAL;
-    if (a->http == NULL)
+    if (host_http_client(a) == NULL)
         return RMR_ENOTSUP;
     struct fetch_ctx *f = calloc(1, sizeof *f);
     if (f == NULL)

@@ -217,7 +217,7 @@ int pipeline_output_init(struct agent *a, struct rmr_instance *ins)
     if (o == NULL)
         return RMR_ENOMEM;
     ins->out = o;
-    delivery_init(&o->delivery, &a->loop, ins, a->http, &ins->ci->common);
+    delivery_init(&o->delivery, &a->loop, ins, &ins->ci->common);
     uv_timer_init(&a->loop, &o->flush_timer);
     o->flush_timer.data = ins;
     /* Check age at a quarter of the timeout so a batch waits at most 1.25x batch_timeout. */

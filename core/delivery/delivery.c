@@ -66,12 +66,11 @@ static int64_t wall_ns(void)
 static void on_retry_timer(uv_timer_t *t);
 
 void delivery_init(struct delivery *d, uv_loop_t *loop, struct rmr_instance *ins,
-                   struct httpc *http, const struct instance_common *common)
+                   const struct instance_common *common)
 {
     memset(d, 0, sizeof *d);
     d->loop = loop;
     d->ins = ins;
-    d->http = http;
     d->fd = -1;
     d->limit_bytes = (size_t)common->queue_bytes;
     d->max_in_flight = common->max_in_flight > 0 ? (uint32_t)common->max_in_flight : 1;
@@ -617,7 +616,7 @@ static int send_head(struct delivery *d)
     s->next = d->sending;
     d->sending = s;
     d->in_flight++;
-    int rc = httpc_send(d->http, &req, on_response, s, &s->xfer);
+    int rc = httpc_send(d->ins->agent->http, &req, on_response, s, &s->xfer);
     if (rc < 0) {
         unlink_send(d, s);
         log_write(RMR_LOG_ERROR, name_of(d), "cannot send to '%s': %s; dropping %u records",
@@ -641,7 +640,7 @@ static void kick_http(struct delivery *d)
         if (strncmp(d->head->endpoint, "http://", 7) != 0 &&
             strncmp(d->head->endpoint, "https://", 8) != 0)
             return;
-        if (d->http == NULL) {
+        if (host_http_client(d->ins->agent) == NULL) {
             struct payload *p = queue_pop(d);
             log_write(RMR_LOG_ERROR, name_of(d), "cannot deliver to '%s': no HTTP client",
                       p->endpoint);

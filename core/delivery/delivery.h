@@ -53,7 +53,6 @@ struct send_ctx;
 struct delivery {
     uv_loop_t *loop;
     struct rmr_instance *ins; /* counters, logs, classify and secrets */
-    struct httpc *http;       /* NULL: HTTP endpoints cannot be delivered */
     struct payload *head;     /* queued, oldest first */
     struct payload *tail;
     size_t bytes;    /* queued + in flight */
@@ -97,9 +96,10 @@ struct delivery {
 };
 
 /* Sets d up for ins with the courier settings of common (queue_bytes, max_in_flight,
- * request_timeout, retry_initial, retry_max, halt_probe). http may be NULL. */
+ * request_timeout, retry_initial, retry_max, halt_probe). HTTP goes through the agent's client
+ * (host_http_client()), made when the first request is sent. */
 void delivery_init(struct delivery *d, uv_loop_t *loop, struct rmr_instance *ins,
-                   struct httpc *http, const struct instance_common *common);
+                   const struct instance_common *common);
 /* Queues p (takes ownership, also on failure). Errors: RMR_EFULL when the queue's byte bound
  * would be exceeded and drop_oldest is 0 (p is freed; the caller counts its records). With
  * drop_oldest, the oldest queued payloads are dropped (counted "queue_full") to make room. */
