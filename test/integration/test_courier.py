@@ -4,9 +4,13 @@ records to a strict fake receiver that answers 200, 5xx, 429 with Retry-After, 4
 closes or hangs; for each, what the courier does, what arrives (counted) and what the counters,
 /v1/status, `remora status` and `remora health` say.
 """
+import http.client
+import http.server
+import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 from agentlib import BIN, BUILD, TMP, Agent, env, plugin_dir, write
@@ -15,7 +19,8 @@ from tap import main
 
 TEST_PLUGINS = os.path.join(BUILD, "test", "plugins")
 PDIR = plugin_dir(os.path.join(TEST_PLUGINS, "input_seq.so"),
-                  os.path.join(TEST_PLUGINS, "input_echo.so"), name="courier")
+                  os.path.join(TEST_PLUGINS, "input_echo.so"),
+                  os.path.join(TEST_PLUGINS, "input_fetcher.so"), name="courier")
 TOKEN = "tkn-9f8e7d6c5b4a"
 
 
@@ -224,6 +229,80 @@ def test_when_full_block(t):
     recv.close()
 
 
+def test_http_input_answers_429(t):
+    recv = Receiver(default="503")
+    conf = write(os.path.join(TMP, "echo429.conf"),
+                 f"[input.echo]\n\n[output.http]\nurl = {recv.url}\nbatch_timeout = 50ms\n"
+                 "queue_bytes = 64KiB\nmax_in_flight = 1\nretry_initial = 100ms\n"
+                 "retry_max = 300ms\n")
+    a = Agent(["-c", conf], REMORA_AGENT_PLUGIN_DIR=PDIR)
+    host, port = a.http_address().rsplit(":", 1)
+    body = b"".join(b"log line %d with some padding to take room\n" % i for i in range(300))
+    got = None
+    for _ in range(60):
+        c = http.client.HTTPConnection(host, int(port), timeout=5)
+        c.request("POST", "/test/echo", body=body)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        if r.status == 429:
+            got = r
+            break
+        time.sleep(0.05)
+    t.ok(got is not None, "an HTTP input whose output blocks answers 429 (when_full auto, logs)")
+    t.eq(got and got.getheader("Retry-After"), "1", "with Retry-After")
+    out = a.instance("output.http")
+    t.eq(out["drops"].get("queue_full/log"), None, "logs are refused, not dropped")
+    a.stop()
+    recv.close()
+
+
+def test_fetch(t):
+    seen = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("X-Test"),
+                         self.headers.get("User-Agent", "")))
+            body = json.dumps({"ok": True, "pad": "x" * 100}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    out = os.path.join(TMP, "fetch.ndjson")
+    conf = write(os.path.join(TMP, "fetch.conf"),
+                 f"[input.fetcher]\nurl = http://127.0.0.1:{srv.server_address[1]}/v4/task\n\n"
+                 "[input.fetcher.down]\nurl = http://127.0.0.1:9/nothing\n\n"
+                 f"[output.file]\npath = {out}\nbatch_timeout = 50ms\n")
+    a = Agent(["-c", conf], REMORA_AGENT_PLUGIN_DIR=PDIR)
+    lines = []
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        if os.path.exists(out):
+            with open(out) as f:
+                lines = [json.loads(x) for x in f if x.strip()]
+        if any(x["value"] == 200 for x in lines) and any(x["value"] < 0 for x in lines):
+            break
+        time.sleep(0.1)
+    a.stop()
+    srv.shutdown()
+    ok = [x for x in lines if x["value"] == 200]
+    t.ok(len(ok) > 0, "a polling input's GET through the host client answers 200")
+    body_len = len(json.dumps({"ok": True, "pad": "x" * 100}))
+    t.eq(ok and ok[0]["tags"]["len"], str(body_len), "with the whole body")
+    t.ok(seen and seen[0][0] == "/v4/task" and seen[0][1] == "fetcher",
+         "the path and the plugin's header arrive", seen[:1])
+    t.ok(seen and seen[0][2].startswith("remora/"), "the User-Agent names remora", seen[:1])
+    refused = [x for x in lines if x["value"] < 0]
+    t.eq(refused and refused[0]["value"], -111, "a closed port is RMR_ECONNREFUSED")
+
+
 def test_unreachable(t):
     r = subprocess.run([BIN, "health", "--address", "127.0.0.1:9"], env=env(),
                        stdout=subprocess.PIPE, text=True, timeout=20)
@@ -236,6 +315,6 @@ if __name__ == "__main__":
         main([test_delivers_with_token, test_503_three_times, test_500s_none_missing,
               test_retry_after, test_close_and_hang, test_413_split, test_400_rejects,
               test_403_halts_and_keeps, test_when_full_drop_oldest, test_when_full_block,
-              test_unreachable])
+              test_http_input_answers_429, test_fetch, test_unreachable])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
