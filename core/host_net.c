@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent.h"
 #include "net/client/httpc.h"
@@ -37,10 +38,30 @@ static void on_route(void *arg, httpd_req *req)
     rc->cb(ins, rc->arg, req);
 }
 
+/* The bound-address form of what a plugin asked for, so "8126", "localhost:8126" and
+ * "127.0.0.1:8126" find the same listener (httpd_address() reports "127.0.0.1:8126", and
+ * "0.0.0.0:8126" for ":8126" and "*:8126"). */
+static void canonical_address(const char *in, char *out, size_t len)
+{
+    size_t n = strspn(in, "0123456789");
+    if (n > 0 && in[n] == '\0')
+        snprintf(out, len, "127.0.0.1:%s", in);
+    else if (strncasecmp(in, "localhost:", 10) == 0)
+        snprintf(out, len, "127.0.0.1:%s", in + 10);
+    else if (in[0] == ':')
+        snprintf(out, len, "0.0.0.0%s", in);
+    else if (strncmp(in, "*:", 2) == 0)
+        snprintf(out, len, "0.0.0.0%s", in + 1);
+    else
+        snprintf(out, len, "%s", in);
+}
+
 static struct httpd *listener_find(struct agent *a, const char *address)
 {
+    char want[300];
+    canonical_address(address, want, sizeof want);
     for (struct listener *l = a->listeners; l != NULL; l = l->next)
-        if (strcmp(httpd_address(l->srv), address) == 0)
+        if (strcmp(httpd_address(l->srv), want) == 0)
             return l->srv;
     return NULL;
 }

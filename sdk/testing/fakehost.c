@@ -24,6 +24,7 @@
 #include "loader.h"
 #include "record/batch.h"
 #include "util/buf.h"
+#include "util/httptext.h"
 #include "util/payload.h"
 
 /* 2026-01-01T00:00:00Z, and a monotonic clock that does not start at zero so that plugins
@@ -605,32 +606,6 @@ static void fake_log(struct rmr_fakehost *fh, const char *line)
         free(copy);
 }
 
-/* An HTTP token, as the agent's server wants header names (and methods). */
-static int is_token(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return 0;
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
-            return 0;
-    }
-    return 1;
-}
-
-/* A header value the agent's server would send: no control bytes but HTAB. */
-static int is_field_value(const char *s)
-{
-    if (s == NULL)
-        return 0;
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch < 32 && ch != '\t') || ch == 127)
-            return 0;
-    }
-    return 1;
-}
-
 static void headers_free(struct rmr_http_header *h, uint32_t n)
 {
     if (h == NULL)
@@ -1036,12 +1011,12 @@ static int answer_fill(struct fh_answer *a, int status, const struct rmr_http_he
         nheaders = 0;
     int no_body = status == 204 || status == 304;
     int send_body = !no_body && !head && len > 0;
-    if (content_type != NULL && !is_field_value(content_type))
+    if (content_type != NULL && !http_is_field_value(content_type))
         content_type = NULL;
     int retry_after = status == 429 || status == 503;
     uint32_t kept = 0;
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!is_token(headers[i].name) || !is_field_value(headers[i].value))
+        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value))
             continue;
         if (strcasecmp(headers[i].name, "retry-after") == 0)
             retry_after = 0;
@@ -1054,7 +1029,7 @@ static int answer_fill(struct fh_answer *a, int status, const struct rmr_http_he
     if (kept + (uint32_t)retry_after > 0 && (h = calloc(kept + 1, sizeof *h)) == NULL)
         goto nomem;
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!is_token(headers[i].name) || !is_field_value(headers[i].value) ||
+        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value) ||
             skip_header(headers[i].name, content_type))
             continue;
         h[n].name = strdup(headers[i].name);
@@ -1135,7 +1110,7 @@ static int h_http_fetch(rmr_instance_t *ins, const struct rmr_fetch_spec *spec, 
         return RMR_EINVAL;
     if (strncasecmp(spec->url, "http://", 7) != 0 && strncasecmp(spec->url, "https://", 8) != 0)
         return RMR_EINVAL;
-    if (spec->method != NULL && !is_token(spec->method))
+    if (spec->method != NULL && !http_is_token(spec->method))
         return RMR_EINVAL;
     for (uint32_t i = 0; i < spec->nheaders; i++) {
         const struct rmr_http_header *h = &spec->headers[i];
@@ -2205,11 +2180,11 @@ int rmr_fakehost_http_request(struct rmr_fakehost *fh, const char *address, cons
 {
     if (out != NULL)
         *out = NULL;
-    if (fh == NULL || out == NULL || !is_token(method) || path_and_query == NULL ||
+    if (fh == NULL || out == NULL || !http_is_token(method) || path_and_query == NULL ||
         path_and_query[0] != '/' || (body == NULL && len > 0) || (headers == NULL && nheaders > 0))
         return RMR_EINVAL;
     for (uint32_t i = 0; i < nheaders; i++)
-        if (!is_token(headers[i].name) || headers[i].value == NULL ||
+        if (!http_is_token(headers[i].name) || headers[i].value == NULL ||
             strpbrk(headers[i].value, "\r\n") != NULL)
             return RMR_EINVAL;
     if (address != NULL) {

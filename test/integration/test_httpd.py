@@ -9,6 +9,7 @@ import gzip
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -318,6 +319,31 @@ def test_status_json(t):
     t.ok(echo["counters"].get("http_requests", 0) > 0, "the echo input counts its requests")
 
 
+def test_own_listener(t):
+    a = Agent(["-c", CONF], REMORA_AGENT_PLUGIN_DIR=PDIR, REMORA_INPUT_ECHO_LISTEN="127.0.0.1:0")
+    a.http_address()
+    end = time.monotonic() + 10
+    own = None
+    while own is None and time.monotonic() < end:
+        m = re.search(r"input\.echo: listening for HTTP on (\S+)", a.errors())
+        own = m.group(1) if m else None
+        time.sleep(0.05)
+    t.ok(own is not None and own != a.http_address(), "a plugin opens a listener of its own",
+         a.errors())
+    host, port = own.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=5)
+    c.request("POST", "/test/echo", body=b"one\ntwo\n")
+    r = c.getresponse()
+    t.eq((r.status, json.loads(r.read())), (200, {"len": 8, "lines": 2}),
+         "its route answers there")
+    c.request("GET", "/v1/ping")
+    r = c.getresponse()
+    r.read()
+    t.eq(r.status, 404, "and the agent's own routes stay on the shared listener")
+    c.close()
+    t.eq(a.stop(), 0, "SIGTERM exits 0", a.errors())
+
+
 def test_listen_conflict(t):
     a = Agent(["-c", CONF], REMORA_AGENT_PLUGIN_DIR=PDIR,
               REMORA_AGENT_HTTP_LISTEN=AGENT.http_address())
@@ -337,7 +363,8 @@ if __name__ == "__main__":
             raise SystemExit(1)
         main([test_routes, test_encodings, test_malformed, test_oversize, test_slowloris,
               test_keepalive_1000, test_concurrent_200, test_max_connections,
-              test_metrics_promtool, test_status_json, test_listen_conflict])
+              test_metrics_promtool, test_status_json, test_own_listener,
+              test_listen_conflict])
     finally:
         if AGENT is not None:
             AGENT.stop()

@@ -1,14 +1,24 @@
 /* A test input on the shared HTTP listener: POST /test/echo answers {"len":N,"lines":K} for
  * the decoded body, after ?delay=MS when asked (an asynchronous answer), and emits one log
- * record per body line; when emit answers RMR_EFULL it answers 429, as an HTTP input must. */
+ * record per body line; when emit answers RMR_EFULL it answers 429, as an HTTP input must.
+ * With `listen` set it also serves the route on a listener of its own (as ddtrace on 8126). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <remora/plugin.h>
 
+struct echo_cfg {
+    const char *listen;
+};
+
 struct echo_state {
-    int unused;
+    struct echo_cfg cfg;
+};
+
+static const struct rmr_option echo_options[] = {
+    RMR_OPT_STR("listen", NULL, 0, struct echo_cfg, listen, "an own listener's address"),
+    RMR_OPT_END,
 };
 
 struct pending {
@@ -69,13 +79,25 @@ static void on_echo(rmr_instance_t *ins, void *arg, rmr_http_req_t *req)
 
 static int echo_create(rmr_instance_t *ins, const void *config, void **state)
 {
-    *state = calloc(1, sizeof(struct echo_state));
-    return *state != NULL ? 0 : RMR_ENOMEM;
+    struct echo_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return RMR_ENOMEM;
+    st->cfg = *(const struct echo_cfg *)config;
+    *state = st;
+    return 0;
 }
 
 static int echo_start(rmr_instance_t *ins, void *state)
 {
-    return rmr_http_route(ins, NULL, "POST", "/test/echo", 0, on_echo, state);
+    struct echo_state *st = state;
+    int rc = rmr_http_route(ins, NULL, "POST", "/test/echo", 0, on_echo, st);
+    if (rc == 0 && st->cfg.listen != NULL) {
+        rmr_listener_t *own = NULL;
+        rc = rmr_http_listener(ins, st->cfg.listen, &own);
+        if (rc == 0)
+            rc = rmr_http_route(ins, own, "POST", "/test/echo", 0, on_echo, st);
+    }
+    return rc;
 }
 
 static void echo_destroy(rmr_instance_t *ins, void *state)
@@ -91,6 +113,8 @@ static const struct rmr_plugin echo_plugin = {
     .name = "echo",
     .version = "1.0.0",
     .description = "test input: POST /test/echo",
+    .options = echo_options,
+    .config_size = sizeof(struct echo_cfg),
     .create = echo_create,
     .start = echo_start,
     .destroy = echo_destroy,

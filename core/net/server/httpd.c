@@ -28,6 +28,7 @@
 
 #include "net/server/decode.h"
 #include "net/server/http_req.h"
+#include "util/httptext.h"
 
 #define DEF_MAX_HEADER_BYTES            ((size_t)64 << 10)
 #define DEF_MAX_BODY_BYTES              ((size_t)64 << 20)
@@ -328,32 +329,6 @@ static const char *reason_phrase(int status)
     }
 }
 
-/* RFC 9110 token characters. */
-static int is_token(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return 0;
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
-            return 0;
-    }
-    return 1;
-}
-
-/* A header value we can send: no CR, LF or other control bytes but HTAB. */
-static int is_field_value(const char *s)
-{
-    if (s == NULL)
-        return 0;
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch < 32 && ch != '\t') || ch == 127)
-            return 0;
-    }
-    return 1;
-}
-
 static void count_response(struct httpd *s, int status)
 {
     int cls = status / 100;
@@ -512,14 +487,14 @@ static struct wreq *build_response(int status, const struct rmr_http_header *hea
     const char *reason = reason_phrase(status);
     int no_body = status == 204 || status == 304;
     int send_body = !no_body && !head && len > 0;
-    if (content_type != NULL && !is_field_value(content_type))
+    if (content_type != NULL && !http_is_field_value(content_type))
         content_type = NULL;
     int retry_after = status == 429 || status == 503;
     size_t size = 64 + strlen(reason) + 64 + 64;
     if (content_type != NULL)
         size += strlen(content_type) + 20;
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!is_token(headers[i].name) || !is_field_value(headers[i].value))
+        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value))
             continue;
         size_t n = strlen(headers[i].name) + strlen(headers[i].value) + 4;
         if (n > SIZE_MAX / 4 - size)
@@ -554,7 +529,7 @@ static struct wreq *build_response(int status, const struct rmr_http_header *hea
     }
     puts_(w, keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!is_token(headers[i].name) || !is_field_value(headers[i].value) ||
+        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value) ||
             skip_header(headers[i].name, content_type))
             continue;
         puts_(w, headers[i].name);

@@ -316,7 +316,7 @@ typedef void (*rmr_route_cb)(rmr_instance_t *ins, void *arg, rmr_http_req_t *req
 struct rmr_fetch_spec {
     uint32_t struct_size;
     uint32_t nheaders;
-    const char *method; /* "GET" when NULL */
+    const char *method; /* NULL: GET, or POST when body is given */
     const char *url;    /* http:// or https://; TLS is verified with the agent's CA settings */
     const struct rmr_http_header *headers;
     const void *body; /* may be NULL */
