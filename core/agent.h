@@ -114,16 +114,16 @@ struct agent {
     struct rmr_tag *global_tags; /* agent tags, ENV_GLOBAL_*, DD_TAGS, DD_ENV ... */
     uint32_t nglobal_tags;
     uint32_t reserved_;
-    struct httpc *http;          /* the HTTP client (host_http_client()), NULL until used */
-    struct listener *listeners;  /* HTTP listeners; the shared one first when configured */
-    struct httpd *shared;        /* the shared listener ([agent] http_listen), or NULL */
-    uv_timer_t lag_timer;        /* measures event-loop lag */
+    struct httpc *http;         /* the HTTP client (host_http_client()), NULL until used */
+    struct listener *listeners; /* HTTP listeners; the shared one first when configured */
+    struct httpd *shared;       /* the shared listener ([agent] http_listen), or NULL */
+    uv_timer_t lag_timer;       /* measures event-loop lag */
     uint64_t lag_expected_ms;
-    uint64_t lag_last_ms;        /* the last lag measured */
-    uint64_t lag_max_ms;         /* the largest since start */
+    uint64_t lag_last_ms; /* the last lag measured */
+    uint64_t lag_max_ms;  /* the largest since start */
     uint64_t lag_sum_ms;
     uint64_t lag_samples;
-    uv_thread_t loop_thread;     /* the thread that runs the loop */
+    uv_thread_t loop_thread; /* the thread that runs the loop */
     /* Batches emitted by reader threads, handed to the loop (host_net.c). */
     pthread_mutex_t foreign_lock;
     struct foreign *foreign_q;

@@ -67,8 +67,7 @@ static json_t *fetch_status(const char *listen, long timeout_ms, char *why, size
         json_error_t je;
         doc = json_loadb((const char *)body.data, body.len, 0, &je);
         if (doc == NULL)
-            snprintf(why, whylen, "remora at %s sent a status that is not JSON: %s", addr,
-                     je.text);
+            snprintf(why, whylen, "remora at %s sent a status that is not JSON: %s", addr, je.text);
     }
     dbuf_release(&body);
     return doc;
@@ -160,8 +159,8 @@ static void render(const json_t *doc)
             human_duration((double)num(dl, "last_error_seconds_ago"), ago, sizeof ago);
             snprintf(err, sizeof err, "%s (%s ago)", le, ago);
         }
-        printf("%-28s %-9s %11s %9lld %9lld  %s\n", str(ins, "name", "?"), str(dl, "state", "?"),
-               q, num(dl, "queue_payloads"), num(dl, "in_flight"), err);
+        printf("%-28s %-9s %11s %9lld %9lld  %s\n", str(ins, "name", "?"), str(dl, "state", "?"), q,
+               num(dl, "queue_payloads"), num(dl, "in_flight"), err);
     }
 
     header = 0;

@@ -255,10 +255,8 @@ static void report_dgram(void *arg, struct rmr_instance *ins, const char *addres
     report(r->cb, r->arg, ins, "dgram_packets", address, NULL, (double)st->packets, 0);
     report(r->cb, r->arg, ins, "dgram_bytes", address, NULL, (double)st->bytes, 0);
     report(r->cb, r->arg, ins, "dgram_truncated", address, NULL, (double)st->truncated, 0);
-    report(r->cb, r->arg, ins, "dgram_kernel_drops", address, NULL, (double)st->kernel_drops,
-           0);
-    report(r->cb, r->arg, ins, "dgram_rcvbuf_bytes", address, NULL, (double)st->rcvbuf_granted,
-           1);
+    report(r->cb, r->arg, ins, "dgram_kernel_drops", address, NULL, (double)st->kernel_drops, 0);
+    report(r->cb, r->arg, ins, "dgram_rcvbuf_bytes", address, NULL, (double)st->rcvbuf_granted, 1);
 }
 
 void instance_stats(struct rmr_instance *ins, rmr_stats_cb cb, void *arg)

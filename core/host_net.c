@@ -111,7 +111,7 @@ int host_http_listener(rmr_instance_t *ins, const char *address, rmr_listener_t 
 }
 
 int host_http_route(rmr_instance_t *ins, rmr_listener_t *listener, const char *method,
-                        const char *path, uint32_t flags, rmr_route_cb cb, void *arg)
+                    const char *path, uint32_t flags, rmr_route_cb cb, void *arg)
 {
     struct agent *a = ins->agent;
     struct httpd *srv = listener != NULL ? (struct httpd *)listener : a->shared;
@@ -150,8 +150,7 @@ const char *host_http_req_header(rmr_http_req_t *req, const char *name)
 }
 
 int host_http_respond(rmr_http_req_t *req, int status, const struct rmr_http_header *headers,
-                          uint32_t nheaders, const char *content_type, const void *body,
-                          size_t len)
+                      uint32_t nheaders, const char *content_type, const void *body, size_t len)
 {
     return httpd_respond(req, status, headers, nheaders, content_type, body, len);
 }
@@ -230,7 +229,7 @@ static void on_fetch(void *arg, const struct httpc_response *r)
 }
 
 int host_http_fetch(rmr_instance_t *ins, const struct rmr_fetch_spec *spec, rmr_fetch_cb cb,
-                        void *arg)
+                    void *arg)
 {
     struct agent *a = ins->agent;
     if (spec == NULL || spec->struct_size < offsetof(struct rmr_fetch_spec, max_response_bytes) ||
@@ -311,7 +310,7 @@ static void on_dgrams(void *arg, const struct rmr_dgram *msgs, uint32_t count)
 }
 
 int host_dgram_listen(rmr_instance_t *ins, const struct rmr_dgram_spec *spec, rmr_dgram_cb cb,
-                          void *arg, rmr_dgram_sock_t **out)
+                      void *arg, rmr_dgram_sock_t **out)
 {
     if (spec == NULL || spec->address == NULL || cb == NULL || out == NULL ||
         spec->struct_size < sizeof(struct rmr_dgram_spec))
@@ -458,10 +457,8 @@ void host_net_release_instance(struct rmr_instance *ins)
         struct fetch_ctx *f = ins->fetches;
         ins->fetches = f->next;
         httpc_cancel(f->xfer);
-        struct rmr_response resp = {.struct_size = sizeof resp,
-                                    .error = RMR_ECANCELED,
-                                    .retry_after_ms = -1,
-                                    .body = ""};
+        struct rmr_response resp = {
+            .struct_size = sizeof resp, .error = RMR_ECANCELED, .retry_after_ms = -1, .body = ""};
         f->cb(ins, f->arg, &resp);
         fetch_free(f);
     }

@@ -352,7 +352,7 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
         if (o->pending_bytes + o->delivery.bytes + bytes > limit &&
             (o->npending > 0 || o->delivery.count > 0)) {
             /* The batch's kind decides for auto: logs or spans block, the rest drop. */
-            uint32_t kind = kinds[RMR_REC_LOG] ? RMR_REC_LOG
+            uint32_t kind = kinds[RMR_REC_LOG]    ? RMR_REC_LOG
                             : kinds[RMR_REC_SPAN] ? RMR_REC_SPAN
                                                   : RMR_REC_METRIC;
             if (when_full_drops(oi, kind)) {
@@ -367,8 +367,8 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
                               (unsigned long long)limit, (unsigned long long)shipped);
                     for (uint32_t k = 1; k <= RMR_REC_KIND_MAX; k++)
                         if (kinds[k] > 0 && (oi->desc->accepts & RMR_REC_BIT(k)))
-                            counter_add(oi, "records_dropped", "queue_full",
-                                        record_kind_name(k), kinds[k]);
+                            counter_add(oi, "records_dropped", "queue_full", record_kind_name(k),
+                                        kinds[k]);
                 } else {
                     log_write(RMR_LOG_WARN, oi->ci->name,
                               "queue full at %llu bytes (queue_bytes); refusing new records "

@@ -23,8 +23,8 @@
 /* Retry-After is honoured up to this many times retry_max. */
 #define RETRY_AFTER_CAP 10
 
-const double delivery_lat_bounds[DELIVERY_LAT_BUCKETS] = {
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, -1 /* +Inf */};
+const double delivery_lat_bounds[DELIVERY_LAT_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                          1,     2.5,  5,     10,   -1 /* +Inf */};
 
 struct send_ctx {
     struct send_ctx *next;
@@ -141,8 +141,7 @@ static void finish_payload(struct delivery *d, struct payload *p, const char *dr
         counter_add(d->ins, "payloads_out", NULL, NULL, 1);
         counter_add(d->ins, "bytes_out", NULL, NULL, p->len);
     } else {
-        counter_add(d->ins, "records_dropped", drop_reason, kind_name(p->record_kind),
-                    p->nrecords);
+        counter_add(d->ins, "records_dropped", drop_reason, kind_name(p->record_kind), p->nrecords);
     }
     payload_free(p);
     if (!d->closing)
@@ -222,8 +221,8 @@ static const char *secret_value(const struct rmr_instance *ins, const char *name
 
 static int unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 char *delivery_expand(const struct rmr_instance *ins, const char *tmpl, int url_encode,
@@ -538,7 +537,7 @@ static void on_response(void *arg, const struct httpc_response *r)
             payload_free(p);
             queue_push_front(d, b);
             queue_push_front(d, a);
-                } else {
+        } else {
             reject(d, p, "too_large", what);
         }
         break;
@@ -851,8 +850,8 @@ int delivery_split(const struct payload *p, struct payload **a, struct payload *
     *a = *b = NULL;
     unsigned char *raw = NULL;
     size_t rawlen = 0;
-    int rc = body_decode(encoding_name(p->compression), p->body, p->len, (size_t)1 << 31, &raw,
-                         &rawlen);
+    int rc =
+        body_decode(encoding_name(p->compression), p->body, p->len, (size_t)1 << 31, &raw, &rawlen);
     if (rc < 0)
         return rc;
     /* Count lines, then cut after the line that ends the first half of them. */

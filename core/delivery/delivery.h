@@ -64,8 +64,8 @@ struct delivery {
     struct send_ctx *sending; /* requests in flight */
     uint32_t in_flight;
     uint32_t max_in_flight;
-    uint32_t state; /* enum delivery_state */
-    uint32_t attempt; /* consecutive failures */
+    uint32_t state;         /* enum delivery_state */
+    uint32_t attempt;       /* consecutive failures */
     uint64_t not_before_ms; /* uv_now() before which nothing is sent (backoff, halt probe) */
     uint64_t request_timeout_ms;
     uint64_t retry_initial_ms;
@@ -74,11 +74,11 @@ struct delivery {
     uv_timer_t retry_timer;
     int timer_ready;
     int closing;
-    uint64_t rng; /* xorshift state for jitter */
-    char last_error[256];    /* the last failure, as status and reason; never a secret */
-    int64_t last_error_ns;   /* wall clock of last_error, 0 when none */
-    int64_t state_since_ns;  /* wall clock of the last state change */
-    int64_t last_ok_ns;      /* wall clock of the last delivery, 0 when none */
+    uint64_t rng;           /* xorshift state for jitter */
+    char last_error[256];   /* the last failure, as status and reason; never a secret */
+    int64_t last_error_ns;  /* wall clock of last_error, 0 when none */
+    int64_t state_since_ns; /* wall clock of the last state change */
+    int64_t last_ok_ns;     /* wall clock of the last delivery, 0 when none */
     uint64_t last_reject_log_ms;
     uint64_t rejects_unlogged;
     uint64_t lat_counts[DELIVERY_LAT_BUCKETS];

@@ -159,8 +159,7 @@ char *status_json(struct agent *a)
         json_object_set_new(lj, "address", json_string(httpd_address(l->srv)));
         json_object_set_new(lj, "owner",
                             json_string(l->owner != NULL ? l->owner->ci->name : "agent"));
-        json_object_set_new(lj, "connections_open",
-                            json_integer((json_int_t)st->connections_open));
+        json_object_set_new(lj, "connections_open", json_integer((json_int_t)st->connections_open));
         json_object_set_new(lj, "requests", json_integer((json_int_t)st->requests));
         json_array_append_new(ls, lj);
     }

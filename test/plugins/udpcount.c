@@ -26,8 +26,7 @@ static const struct rmr_option udp_options[] = {
     RMR_OPT_END,
 };
 
-static void on_dgrams(rmr_instance_t *ins, void *arg, const struct rmr_dgram *msgs,
-                      uint32_t count)
+static void on_dgrams(rmr_instance_t *ins, void *arg, const struct rmr_dgram *msgs, uint32_t count)
 {
     rmr_batch_t *b = rmr_batch_new(ins, NULL);
     for (uint32_t i = 0; i < count; i++) {

@@ -24,7 +24,7 @@ struct http_cfg {
 
 struct http_state {
     char *url;
-    char *headers; /* "Name: value\r\n" lines, the token as a placeholder */
+    char *headers;        /* "Name: value\r\n" lines, the token as a placeholder */
     uint32_t compression; /* enum rmr_compression */
     size_t max_payload_bytes;
 };
@@ -58,13 +58,16 @@ static int valid_header(rmr_instance_t *ins, const char *h)
     }
     for (const char *c = h; c < colon; c++)
         if (*c <= ' ' || *c >= 127) {
-            rmr_log(ins, RMR_LOG_ERROR, "invalid 'headers': the name in '%s' has a space or "
-                                        "control byte", h);
+            rmr_log(ins, RMR_LOG_ERROR,
+                    "invalid 'headers': the name in '%s' has a space or "
+                    "control byte",
+                    h);
             return 0;
         }
     if (strstr(h, "{secret:") != NULL) {
-        rmr_log(ins, RMR_LOG_ERROR, "invalid 'headers': '{secret:' is reserved; use "
-                                    "bearer_token for a token");
+        rmr_log(ins, RMR_LOG_ERROR,
+                "invalid 'headers': '{secret:' is reserved; use "
+                "bearer_token for a token");
         return 0;
     }
     return 1;
@@ -217,8 +220,7 @@ static int http_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const
                     goto fail;
                 }
                 o.nrecords += (uint32_t)wrote;
-                if (rmr_payload_len(o.p) >= st->max_payload_bytes &&
-                    (rc = close_payload(&o)) < 0)
+                if (rmr_payload_len(o.p) >= st->max_payload_bytes && (rc = close_payload(&o)) < 0)
                     goto fail;
             }
         }

@@ -66,12 +66,11 @@ static size_t count_lines(const char *s)
 static void test_spec(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins =
-        make(fh,
-             "url = http://127.0.0.1:9/ingest?x=1\n"
-             "headers = X-Scope-OrgID: tenant-1, X-Source: remora\n"
-             "bearer_token = s3cr3t-token\n",
-             NULL);
+    rmr_instance_t *ins = make(fh,
+                               "url = http://127.0.0.1:9/ingest?x=1\n"
+                               "headers = X-Scope-OrgID: tenant-1, X-Source: remora\n"
+                               "bearer_token = s3cr3t-token\n",
+                               NULL);
     OK(ins != NULL, "created with url, headers and a token");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_metric(b, "a", 1);
@@ -111,9 +110,8 @@ static void test_spec(void)
 static void test_gzip_and_split(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins =
-        make(fh, "url = https://example.test/x\ncompression = gzip\nmax_payload_bytes = 4KiB\n",
-             NULL);
+    rmr_instance_t *ins = make(
+        fh, "url = https://example.test/x\ncompression = gzip\nmax_payload_bytes = 4KiB\n", NULL);
     OK(ins != NULL, "created with gzip and a 4 KiB bound");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     for (int i = 0; i < 200; i++) {
@@ -141,8 +139,8 @@ static void test_gzip_and_split(void)
         size_t len = sizeof out - 1 - z.avail_out;
         inflateEnd(&z);
         out[len] = '\0';
-        lines_ok &= zr == Z_STREAM_END && count_lines((char *)out) == p->nrecords &&
-                    len < 4096 + 512;
+        lines_ok &=
+            zr == Z_STREAM_END && count_lines((char *)out) == p->nrecords && len < 4096 + 512;
     }
     IS_UINT(records, 200, "every record is in some payload");
     OK(all_ok, "every payload is gzip without headers");

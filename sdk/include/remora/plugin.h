@@ -48,8 +48,8 @@ typedef struct rmr_timer rmr_timer_t;       /* a repeating timer owned by an ins
 typedef struct rmr_encoder rmr_encoder_t;   /* one run of an output's encode() */
 typedef struct rmr_payload rmr_payload_t;   /* one request body being built by encode() */
 /* ABI 1.1 */
-typedef struct rmr_http_req rmr_http_req_t;   /* one request received on a host HTTP listener */
-typedef struct rmr_listener rmr_listener_t;   /* an HTTP listener: the shared one or its own */
+typedef struct rmr_http_req rmr_http_req_t;     /* one request received on a host HTTP listener */
+typedef struct rmr_listener rmr_listener_t;     /* an HTTP listener: the shared one or its own */
 typedef struct rmr_dgram_sock rmr_dgram_sock_t; /* a UDP or Unix datagram listener */
 
 #define RMR__HOST(handle) (((const struct rmr_handle *)(const void *)(handle))->host)
@@ -350,11 +350,11 @@ typedef void (*rmr_dgram_cb)(rmr_instance_t *ins, void *arg, const struct rmr_dg
 
 struct rmr_dgram_spec {
     uint32_t struct_size;
-    uint32_t flags;      /* RMR_DGRAM_* */
-    const char *address; /* "udp://127.0.0.1:8125", "udp://[::]:8125", "unix:///run/x.sock" */
-    uint64_t rcvbuf_bytes;   /* SO_RCVBUF asked for; 0: the kernel default */
-    uint32_t max_datagram;   /* bytes; 0: 65535 */
-    uint32_t batch;          /* datagrams per recvmmsg() call; 0: 32 */
+    uint32_t flags;        /* RMR_DGRAM_* */
+    const char *address;   /* "udp://127.0.0.1:8125", "udp://[::]:8125", "unix:///run/x.sock" */
+    uint64_t rcvbuf_bytes; /* SO_RCVBUF asked for; 0: the kernel default */
+    uint32_t max_datagram; /* bytes; 0: 65535 */
+    uint32_t batch;        /* datagrams per recvmmsg() call; 0: 32 */
 };
 
 /* The host's function table. Only ever appended to; check RMR_HOST_HAS() for members added
@@ -408,8 +408,7 @@ struct rmr_host_api {
     int (*http_req_info)(rmr_http_req_t *req, struct rmr_http_req_info *out);
     const char *(*http_req_header)(rmr_http_req_t *req, const char *name);
     int (*http_respond)(rmr_http_req_t *req, int status, const struct rmr_http_header *headers,
-                        uint32_t nheaders, const char *content_type, const void *body,
-                        size_t len);
+                        uint32_t nheaders, const char *content_type, const void *body, size_t len);
     int (*http_fetch)(rmr_instance_t *ins, const struct rmr_fetch_spec *spec, rmr_fetch_cb cb,
                       void *arg);
     int (*dgram_listen)(rmr_instance_t *ins, const struct rmr_dgram_spec *spec, rmr_dgram_cb cb,
@@ -666,16 +665,14 @@ static inline void rmr_stop_done(rmr_instance_t *ins)
  * listener of the instance's own on address ("127.0.0.1:8126", "0.0.0.0:8126"); asking for the
  * shared listener's address gives the shared listener. Loop thread. Errors: RMR_EADDRINUSE,
  * RMR_EINVAL (a bad address), RMR_ENOTSUP (the agent runs without an HTTP listener). */
-static inline int rmr_http_listener(rmr_instance_t *ins, const char *address,
-                                    rmr_listener_t **out)
+static inline int rmr_http_listener(rmr_instance_t *ins, const char *address, rmr_listener_t **out)
 {
     return RMR__HOST(ins)->http_listener(ins, address, out);
 }
 /* Routes method + path on listener (NULL: the shared one) to cb, until the instance stops;
  * method NULL matches every method. Errors: RMR_EEXIST when another instance has the route. */
-static inline int rmr_http_route(rmr_instance_t *ins, rmr_listener_t *listener,
-                                 const char *method, const char *path, uint32_t flags,
-                                 rmr_route_cb cb, void *arg)
+static inline int rmr_http_route(rmr_instance_t *ins, rmr_listener_t *listener, const char *method,
+                                 const char *path, uint32_t flags, rmr_route_cb cb, void *arg)
 {
     return RMR__HOST(ins)->http_route(ins, listener, method, path, flags, cb, arg);
 }
