@@ -276,6 +276,11 @@ static void finish(struct agent *a)
     if (a->phase == AGENT_DONE)
         return;
     a->phase = AGENT_DONE;
+    /* A halted output counts as drained (waiting cannot help it); say what it still held. */
+    uint64_t left = undelivered(a);
+    if (left > 0)
+        log_warn("stopping with %llu records undelivered (a halted output keeps no spool yet)",
+                 (unsigned long long)left);
     log_info("stopped");
     teardown(a);
 }

@@ -199,6 +199,21 @@ def test_403_halts_and_keeps(t):
     recv.close()
 
 
+def test_halted_shutdown(t):
+    recv = Receiver(default="401")
+    a = start("haltstop", recv, count=200)
+    halted = recv.wait(lambda: ((a.instance("output.http") or {}).get("delivery") or {})
+                       .get("state") == "halted", 15)
+    t.ok(halted, "401: the output halts")
+    begin = time.monotonic()
+    rc = a.stop()
+    took = time.monotonic() - begin
+    t.eq(rc, 0, "SIGTERM exits 0")
+    t.ok(took < 5, f"without waiting out the 20 s grace for a halted output ({took:.1f} s)")
+    t.contains(a.errors(), "records undelivered", "and says how many records it could not ship")
+    recv.close()
+
+
 def test_when_full_drop_oldest(t):
     recv = Receiver(default="503")
     a = start("dropold", recv, count=3000, per_tick=500,
@@ -314,7 +329,8 @@ if __name__ == "__main__":
     try:
         main([test_delivers_with_token, test_503_three_times, test_500s_none_missing,
               test_retry_after, test_close_and_hang, test_413_split, test_400_rejects,
-              test_403_halts_and_keeps, test_when_full_drop_oldest, test_when_full_block,
+              test_403_halts_and_keeps, test_halted_shutdown, test_when_full_drop_oldest,
+              test_when_full_block,
               test_http_input_answers_429, test_fetch, test_unreachable])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
