@@ -47,7 +47,8 @@ struct output {
     uint32_t cap;
     uint64_t pending_records;
     size_t pending_bytes;
-    uint64_t oldest_ms; /* uv_now() when the oldest pending batch arrived */
+    size_t encoding_bytes; /* of the batches the encode job in flight holds */
+    uint64_t oldest_ms;    /* uv_now() when the oldest pending batch arrived */
     uv_timer_t flush_timer;
     int encoding; /* one encode job in flight at most, so encode() never runs concurrently */
     uint32_t open_handles; /* while closing: handles whose close callbacks have not run */
@@ -174,6 +175,9 @@ void pipeline_flush_all(struct agent *a);
 /* 1 when no batch is pending, no encode runs and every delivery queue is empty. */
 int pipeline_idle(const struct agent *a);
 int pipeline_schema_wanted(const struct agent *a, const char *schema);
+/* What an output holds against queue_bytes: pending batches, batches being encoded and the
+ * delivery queue. */
+size_t pipeline_queued_bytes(const struct output *o);
 
 /* The encoder side of the host table (pipeline.c; the rest is core/util/payload.c); thread
  * pool. */

@@ -266,8 +266,7 @@ void instance_stats(struct rmr_instance *ins, rmr_stats_cb cb, void *arg)
         report(cb, arg, ins, c->name, c->reason, c->record_kind, (double)c->value, c->gauge);
     }
     if (ins->out != NULL) {
-        report(cb, arg, ins, "queue_bytes", NULL, NULL,
-               (double)(ins->out->pending_bytes + ins->out->delivery.bytes), 1);
+        report(cb, arg, ins, "queue_bytes", NULL, NULL, (double)pipeline_queued_bytes(ins->out), 1);
         report(cb, arg, ins, "queue_payloads", NULL, NULL, (double)ins->out->delivery.count, 1);
         report(cb, arg, ins, "in_flight", NULL, NULL, (double)ins->out->delivery.in_flight, 1);
     }

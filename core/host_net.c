@@ -38,6 +38,20 @@ static void on_route(void *arg, httpd_req *req)
     rc->cb(ins, rc->arg, req);
 }
 
+/* Every listener, the shared one and plugins' own, takes the [agent] http_* limits. */
+static struct httpd_limits listener_limits(const struct agent_config *ac)
+{
+    return (struct httpd_limits){
+        .max_header_bytes = ac->http_max_header_bytes,
+        .max_body_bytes = ac->http_max_body_bytes,
+        .max_decoded_bytes = ac->http_max_decoded_bytes,
+        .header_timeout_ms = (uint64_t)ac->http_header_timeout_ms,
+        .body_timeout_ms = (uint64_t)ac->http_body_timeout_ms,
+        .idle_timeout_ms = (uint64_t)ac->http_idle_timeout_ms,
+        .max_connections = (uint32_t)ac->http_max_connections,
+    };
+}
+
 /* The bound-address form of what a plugin asked for, so "8126", "localhost:8126" and
  * "127.0.0.1:8126" find the same listener (httpd_address() reports "127.0.0.1:8126", and
  * "0.0.0.0:8126" for ":8126" and "*:8126"). */
@@ -82,16 +96,7 @@ int host_http_listener(rmr_instance_t *ins, const char *address, rmr_listener_t 
         *out = (rmr_listener_t *)found;
         return 0;
     }
-    const struct agent_config *ac = &a->cfg.agent;
-    struct httpd_limits lim = {
-        .max_header_bytes = ac->http_max_header_bytes,
-        .max_body_bytes = ac->http_max_body_bytes,
-        .max_decoded_bytes = ac->http_max_decoded_bytes,
-        .header_timeout_ms = (uint64_t)ac->http_header_timeout_ms,
-        .body_timeout_ms = (uint64_t)ac->http_body_timeout_ms,
-        .idle_timeout_ms = (uint64_t)ac->http_idle_timeout_ms,
-        .max_connections = (uint32_t)ac->http_max_connections,
-    };
+    struct httpd_limits lim = listener_limits(&a->cfg.agent);
     struct listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return RMR_ENOMEM;
@@ -191,10 +196,7 @@ struct fetch_ctx {
 
 static void fetch_free(struct fetch_ctx *f)
 {
-    if (f->headers != NULL)
-        for (char **h = f->headers; *h != NULL; h++)
-            free(*h);
-    free(f->headers);
+    httpc_headers_free(f->headers);
     free(f->url);
     free(f->body);
     free(f);
@@ -398,16 +400,7 @@ int host_net_start(struct agent *a)
     const char *addr = a->cfg.agent.http_listen;
     if (addr == NULL || strcmp(addr, "off") == 0 || strcmp(addr, "none") == 0)
         return 0;
-    const struct agent_config *ac = &a->cfg.agent;
-    struct httpd_limits lim = {
-        .max_header_bytes = ac->http_max_header_bytes,
-        .max_body_bytes = ac->http_max_body_bytes,
-        .max_decoded_bytes = ac->http_max_decoded_bytes,
-        .header_timeout_ms = (uint64_t)ac->http_header_timeout_ms,
-        .body_timeout_ms = (uint64_t)ac->http_body_timeout_ms,
-        .idle_timeout_ms = (uint64_t)ac->http_idle_timeout_ms,
-        .max_connections = (uint32_t)ac->http_max_connections,
-    };
+    struct httpd_limits lim = listener_limits(&a->cfg.agent);
     struct listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return RMR_ENOMEM;

@@ -103,6 +103,11 @@ void pipeline_encoder_drop(rmr_encoder_t *enc, uint32_t record_kind, const char 
 
 static void flush_output(struct rmr_instance *ins);
 
+size_t pipeline_queued_bytes(const struct output *o)
+{
+    return o->pending_bytes + o->encoding_bytes + o->delivery.bytes;
+}
+
 /* 1 when a full queue drops its oldest payloads for records of kind (0: mixed), 0 when it
  * blocks (refuses new records). auto blocks logs and spans, which clients resend when refused,
  * and drops the oldest metrics, whose newest values matter most. */
@@ -129,6 +134,7 @@ static void encode_done(uv_work_t *req, int status)
     struct rmr_instance *ins = job->ins;
     struct output *o = ins->out;
     o->encoding = 0;
+    o->encoding_bytes = 0;
 
     if (status < 0 || job->rc < 0) {
         log_write(RMR_LOG_ERROR, ins->ci->name, "cannot encode %llu records: %s",
@@ -188,12 +194,14 @@ static void flush_output(struct rmr_instance *ins)
     o->pending = NULL;
     o->npending = o->cap = 0;
     o->pending_records = 0;
+    o->encoding_bytes = o->pending_bytes; /* still held until encode_done() */
     o->pending_bytes = 0;
     o->encoding = 1;
     int rc = uv_queue_work(&ins->agent->loop, &job->req, encode_work, encode_done);
     if (rc < 0) {
         /* Cannot happen with a valid loop and callbacks; keep the accounting honest. */
         o->encoding = 0;
+        o->encoding_bytes = 0;
         counter_add(ins, "records_dropped", "encode_error", NULL, job->nrecords);
         for (uint32_t i = 0; i < job->nbatches; i++)
             batch_unref(job->batches[i]);
@@ -349,18 +357,19 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
         if (shipped == 0)
             continue;
         uint64_t limit = oi->ci->common.queue_bytes;
-        if (o->pending_bytes + o->delivery.bytes + bytes > limit &&
-            (o->npending > 0 || o->delivery.count > 0)) {
+        /* The bound holds everything the output keeps: batches waiting, batches being
+         * encoded and encoded payloads. The first batch of an empty output always fits. */
+        int holding = o->npending > 0 || o->encoding || o->delivery.count > 0;
+        if (pipeline_queued_bytes(o) + bytes > limit && holding) {
             /* The batch's kind decides for auto: logs or spans block, the rest drop. */
             uint32_t kind = kinds[RMR_REC_LOG]    ? RMR_REC_LOG
                             : kinds[RMR_REC_SPAN] ? RMR_REC_SPAN
                                                   : RMR_REC_METRIC;
             if (when_full_drops(oi, kind)) {
-                size_t need = o->pending_bytes + bytes;
+                size_t need = o->pending_bytes + o->encoding_bytes + bytes;
                 delivery_make_room(&o->delivery, need < limit ? need : limit);
             }
-            if (o->pending_bytes + o->delivery.bytes + bytes > limit &&
-                (o->npending > 0 || o->delivery.count > 0)) {
+            if (pipeline_queued_bytes(o) + bytes > limit) {
                 if (when_full_drops(oi, kind)) {
                     log_write(RMR_LOG_WARN, oi->ci->name,
                               "queue full at %llu bytes (queue_bytes); dropping %llu records",
@@ -419,8 +428,7 @@ void pipeline_output_drained(struct rmr_instance *ins)
 {
     struct output *o = ins->out;
     struct agent *a = ins->agent;
-    if (o == NULL || !o->blocked ||
-        o->pending_bytes + o->delivery.bytes > ins->ci->common.queue_bytes / 2)
+    if (o == NULL || !o->blocked || pipeline_queued_bytes(o) > ins->ci->common.queue_bytes / 2)
         return;
     o->blocked = 0;
     if (--a->blocked_outputs == 0) {

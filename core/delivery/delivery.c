@@ -361,10 +361,7 @@ static void set_state(struct delivery *d, uint32_t state)
 
 static void free_send(struct send_ctx *s)
 {
-    if (s->headers != NULL)
-        for (char **h = s->headers; *h != NULL; h++)
-            free(*h);
-    free(s->headers);
+    httpc_headers_free(s->headers);
     free(s->url);
     free(s);
 }
@@ -627,6 +624,11 @@ static int send_head(struct delivery *d)
     return 1;
 }
 
+static int is_http(const char *endpoint)
+{
+    return strncmp(endpoint, "http://", 7) == 0 || strncmp(endpoint, "https://", 8) == 0;
+}
+
 static void on_retry_timer(uv_timer_t *t)
 {
     kick(t->data);
@@ -635,10 +637,8 @@ static void on_retry_timer(uv_timer_t *t)
 static void kick_http(struct delivery *d)
 {
     uint64_t now = uv_now(d->loop);
-    while (d->head != NULL && !d->closing) {
-        if (strncmp(d->head->endpoint, "http://", 7) != 0 &&
-            strncmp(d->head->endpoint, "https://", 8) != 0)
-            return;
+    /* kick() calls this with an http(s) head; a head of another transport waits for it. */
+    while (d->head != NULL && !d->closing && is_http(d->head->endpoint)) {
         if (host_http_client(d->ins->agent) == NULL) {
             struct payload *p = queue_pop(d);
             log_write(RMR_LOG_ERROR, name_of(d), "cannot deliver to '%s': no HTTP client",
@@ -783,7 +783,7 @@ static void kick(struct delivery *d)
             kick_file(d);
             return;
         }
-        if (strncmp(e, "http://", 7) == 0 || strncmp(e, "https://", 8) == 0) {
+        if (is_http(e)) {
             if (d->busy)
                 return;
             kick_http(d);

@@ -109,7 +109,7 @@ static json_t *delivery_json(const struct rmr_instance *ins)
     json_object_set_new(j, "state", json_string(delivery_state_name(d->state)));
     json_object_set_new(j, "state_seconds",
                         json_integer((json_int_t)((now - d->state_since_ns) / 1000000000)));
-    json_object_set_new(j, "queue_bytes", json_integer((json_int_t)(o->pending_bytes + d->bytes)));
+    json_object_set_new(j, "queue_bytes", json_integer((json_int_t)pipeline_queued_bytes(o)));
     json_object_set_new(j, "queue_limit_bytes", json_integer((json_int_t)d->limit_bytes));
     json_object_set_new(j, "queue_payloads", json_integer((json_int_t)d->count));
     json_object_set_new(j, "queue_records",

@@ -989,13 +989,6 @@ static void held_unlink(struct rmr_fakehost *fh, struct rmr_http_req *req)
         }
 }
 
-static int skip_header(const char *name, const char *content_type)
-{
-    return strcasecmp(name, "content-length") == 0 || strcasecmp(name, "connection") == 0 ||
-           strcasecmp(name, "transfer-encoding") == 0 ||
-           (content_type != NULL && strcasecmp(name, "content-type") == 0);
-}
-
 /* Fills an answer as the agent's server would write it (see build_response() in
  * core/net/server/httpd.c): the status range, the headers it drops, Retry-After for 429 and
  * 503, no body for 204, 304 and HEAD. */
@@ -1013,24 +1006,17 @@ static int answer_fill(struct fh_answer *a, int status, const struct rmr_http_he
     int send_body = !no_body && !head && len > 0;
     if (content_type != NULL && !http_is_field_value(content_type))
         content_type = NULL;
-    int retry_after = status == 429 || status == 503;
+    int retry_after = http_answer_adds_retry_after(status, headers, nheaders);
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < nheaders; i++) {
-        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value))
-            continue;
-        if (strcasecmp(headers[i].name, "retry-after") == 0)
-            retry_after = 0;
-        if (!skip_header(headers[i].name, content_type))
-            kept++;
-    }
+    for (uint32_t i = 0; i < nheaders; i++)
+        kept += (uint32_t)http_answer_header_kept(&headers[i], content_type);
     struct rmr_http_header *h = NULL;
     char *ct = NULL, *b = NULL;
     uint32_t n = 0;
     if (kept + (uint32_t)retry_after > 0 && (h = calloc(kept + 1, sizeof *h)) == NULL)
         goto nomem;
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value) ||
-            skip_header(headers[i].name, content_type))
+        if (!http_answer_header_kept(&headers[i], content_type))
             continue;
         h[n].name = strdup(headers[i].name);
         h[n].value = strdup(headers[i].value);
@@ -2078,58 +2064,21 @@ int rmr_fakehost_set_http_listen(struct rmr_fakehost *fh, const char *address)
     return 0;
 }
 
-/* The best route for method and path (the agent's scoring: an exact path beats a prefix, a
- * longer prefix a shorter one, a route for the method one for any), or NULL with *status 404
- * or 405 and the methods the path has in allow. */
-static long route_score(const struct fh_route *rt, const char *path, size_t plen)
-{
-    size_t rl = rt->path_len;
-    if (plen == rl && memcmp(path, rt->path, rl) == 0)
-        return (long)(2 * rl + 1);
-    if ((rt->flags & RMR_ROUTE_PREFIX) == 0)
-        return -1;
-    if (plen > rl && memcmp(path, rt->path, rl) == 0 &&
-        (rt->path[rl - 1] == '/' || path[rl] == '/'))
-        return (long)(2 * rl);
-    /* "/v1/write" for the prefix "/v1/write/": the directory itself. */
-    if (rl > 1 && rt->path[rl - 1] == '/' && plen == rl - 1 && memcmp(path, rt->path, plen) == 0)
-        return (long)(2 * plen);
-    return -1;
-}
-
+/* The best route for method and path, by the agent's rules (core/util/httptext), or NULL
+ * with *status 404 or 405 and the methods the path has in allow. */
 static const struct fh_route *route_find(const struct rmr_listener *l, const char *method,
                                          const char *path, int *status, char *allow,
                                          size_t allowlen)
 {
     const struct fh_route *best = NULL;
-    long best_score = -1;
-    int path_seen = 0;
-    size_t plen = strlen(path), alen = 0;
-    allow[0] = '\0';
-    for (const struct fh_route *rt = l->routes; rt != NULL; rt = rt->next) {
-        long score = route_score(rt, path, plen);
-        if (score < 0)
-            continue;
-        path_seen = 1;
-        if (rt->method != NULL && strcmp(rt->method, method) != 0) {
-            size_t n = strlen(rt->method);
-            if (alen + n + 3 < allowlen && strstr(allow, rt->method) == NULL) {
-                if (alen > 0) {
-                    memcpy(allow + alen, ", ", 2);
-                    alen += 2;
-                }
-                memcpy(allow + alen, rt->method, n + 1);
-                alen += n;
-            }
-            continue;
-        }
-        score = score * 2 + (rt->method != NULL);
-        if (score > best_score) {
+    struct http_route_match m;
+    http_route_match_init(&m, allow, allowlen);
+    size_t plen = strlen(path);
+    for (const struct fh_route *rt = l->routes; rt != NULL; rt = rt->next)
+        if (http_route_consider(&m, rt->method, rt->path, rt->path_len, rt->flags, method, path,
+                                plen))
             best = rt;
-            best_score = score;
-        }
-    }
-    *status = best != NULL ? 200 : path_seen ? 405 : 404;
+    *status = http_route_status(&m, best != NULL);
     return best;
 }
 

@@ -870,3 +870,12 @@ void httpc_free(struct httpc *c)
     if (c->dispatching == 0)
         drain(c);
 }
+
+void httpc_headers_free(char **headers)
+{
+    if (headers == NULL)
+        return;
+    for (char **h = headers; *h != NULL; h++)
+        free(*h);
+    free(headers);
+}

@@ -89,6 +89,10 @@ void httpc_free(struct httpc *c);
  * checkers see nothing; no client may be created afterwards. Thread: the main thread. */
 void httpc_global_cleanup(void);
 
+/* Frees a NULL-ended array of malloc'd "Name: value" strings and the array (the form
+ * httpc_request.headers takes, as its callers build it). NULL is a no-op. */
+void httpc_headers_free(char **headers);
+
 /* Parses a Retry-After value: delta-seconds or an IMF-fixdate ("Wed, 21 Oct 2015 07:28:00
  * GMT", case-sensitive as RFC 9110 writes it; the obsolete RFC 850 and asctime forms are
  * refused), relative to now_unix_s. Surrounding spaces and tabs are ignored. Returns

@@ -471,13 +471,6 @@ static void puts_(struct wreq *w, const char *s)
     put(w, s, strlen(s));
 }
 
-static int skip_header(const char *name, const char *content_type)
-{
-    return strcasecmp(name, "content-length") == 0 || strcasecmp(name, "connection") == 0 ||
-           strcasecmp(name, "transfer-encoding") == 0 ||
-           (content_type != NULL && strcasecmp(name, "content-type") == 0);
-}
-
 /* Builds a whole answer in one buffer. Headers with invalid names or values are dropped: a
  * handler's bug must not let a client's bytes split the response. */
 static struct wreq *build_response(int status, const struct rmr_http_header *headers,
@@ -489,19 +482,17 @@ static struct wreq *build_response(int status, const struct rmr_http_header *hea
     int send_body = !no_body && !head && len > 0;
     if (content_type != NULL && !http_is_field_value(content_type))
         content_type = NULL;
-    int retry_after = status == 429 || status == 503;
+    int retry_after = http_answer_adds_retry_after(status, headers, nheaders);
     size_t size = 64 + strlen(reason) + 64 + 64;
     if (content_type != NULL)
         size += strlen(content_type) + 20;
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value))
+        if (!http_answer_header_kept(&headers[i], content_type))
             continue;
         size_t n = strlen(headers[i].name) + strlen(headers[i].value) + 4;
         if (n > SIZE_MAX / 4 - size)
             return NULL;
         size += n;
-        if (strcasecmp(headers[i].name, "retry-after") == 0)
-            retry_after = 0;
     }
     size += 20;
     if (send_body) {
@@ -529,8 +520,7 @@ static struct wreq *build_response(int status, const struct rmr_http_header *hea
     }
     puts_(w, keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     for (uint32_t i = 0; i < nheaders; i++) {
-        if (!http_is_token(headers[i].name) || !http_is_field_value(headers[i].value) ||
-            skip_header(headers[i].name, content_type))
+        if (!http_answer_header_kept(&headers[i], content_type))
             continue;
         puts_(w, headers[i].name);
         puts_(w, ": ");
@@ -582,57 +572,21 @@ static void req_free(struct rmr_http_req *req)
     free(req);
 }
 
-/* How well route rt matches path: -1 not at all, higher is more specific. */
-static long route_score(const struct route *rt, const char *path, size_t plen)
-{
-    size_t rl = rt->path_len;
-    if (plen == rl && memcmp(path, rt->path, rl) == 0)
-        return (long)(2 * rl + 1);
-    if ((rt->flags & RMR_ROUTE_PREFIX) == 0)
-        return -1;
-    if (plen > rl && memcmp(path, rt->path, rl) == 0 &&
-        (rt->path[rl - 1] == '/' || path[rl] == '/'))
-        return (long)(2 * rl);
-    /* "/v1/write" for the prefix "/v1/write/": the directory itself. */
-    if (rl > 1 && rt->path[rl - 1] == '/' && plen == rl - 1 && memcmp(path, rt->path, plen) == 0)
-        return (long)(2 * plen);
-    return -1;
-}
-
 /* The best route for method and path, or NULL with *status 404 or 405 (and allow filled). */
 static const struct route *route_find(const struct httpd *s, const char *method, const char *path,
                                       int *status, char *allow, size_t allowlen)
 {
     const struct route *best = NULL;
-    long best_score = -1;
-    int path_seen = 0;
-    size_t plen = strlen(path), alen = 0;
-    allow[0] = '\0';
+    struct http_route_match m;
+    http_route_match_init(&m, allow, allowlen);
+    size_t plen = strlen(path);
     for (uint32_t i = 0; i < s->nroutes; i++) {
         const struct route *rt = &s->routes[i];
-        long score = route_score(rt, path, plen);
-        if (score < 0)
-            continue;
-        path_seen = 1;
-        if (rt->method != NULL && strcmp(rt->method, method) != 0) {
-            size_t n = strlen(rt->method);
-            if (alen + n + 3 < allowlen && strstr(allow, rt->method) == NULL) {
-                if (alen > 0) {
-                    memcpy(allow + alen, ", ", 2);
-                    alen += 2;
-                }
-                memcpy(allow + alen, rt->method, n + 1);
-                alen += n;
-            }
-            continue;
-        }
-        score = score * 2 + (rt->method != NULL);
-        if (score > best_score) {
+        if (http_route_consider(&m, rt->method, rt->path, rt->path_len, rt->flags, method, path,
+                                plen))
             best = rt;
-            best_score = score;
-        }
     }
-    *status = best != NULL ? 200 : path_seen ? 405 : 404;
+    *status = http_route_status(&m, best != NULL);
     return best;
 }
 
@@ -970,20 +924,26 @@ static void on_rejected_closed(uv_handle_t *h)
     free(h);
 }
 
+/* Takes a connection off the backlog and closes it at once (over max_connections, or no
+ * memory for it). */
+static void reject_connection(struct httpd *s, uv_stream_t *server)
+{
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (t == NULL)
+        return;
+    uv_tcp_init(s->loop, t);
+    uv_accept(server, (uv_stream_t *)t);
+    s->stats.connections_rejected++;
+    uv_close((uv_handle_t *)t, on_rejected_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct httpd *s = container_of(server, struct httpd, listener);
     if (status < 0 || s->closing)
         return;
     if (s->stats.connections_open >= s->lim.max_connections) {
-        /* Accept to take it off the backlog, and close it at once. */
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (t == NULL)
-            return;
-        uv_tcp_init(s->loop, t);
-        uv_accept(server, (uv_stream_t *)t);
-        s->stats.connections_rejected++;
-        uv_close((uv_handle_t *)t, on_rejected_closed);
+        reject_connection(s, server);
         return;
     }
     struct http_reqp_limits pl = {s->lim.max_header_bytes, s->lim.max_body_bytes};
@@ -991,13 +951,7 @@ static void on_connection(uv_stream_t *server, int status)
     struct http_reqp *p = c != NULL ? http_reqp_new(&pl) : NULL;
     if (p == NULL) {
         free(c);
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (t == NULL)
-            return;
-        uv_tcp_init(s->loop, t);
-        uv_accept(server, (uv_stream_t *)t);
-        s->stats.connections_rejected++;
-        uv_close((uv_handle_t *)t, on_rejected_closed);
+        reject_connection(s, server);
         return;
     }
     c->s = s;
