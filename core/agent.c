@@ -167,6 +167,8 @@ int agent_setup(struct agent *a, const char *config_path, char *const *envp, int
     a->loop_thread = uv_thread_self();
     if ((rc = host_foreign_init(a)) < 0)
         return rc;
+    if ((a->tagger = tagger_new()) == NULL)
+        return RMR_ENOMEM;
     a->ninstances = a->cfg.ninstances;
     a->instances = calloc(a->ninstances ? a->ninstances : 1, sizeof *a->instances);
     if (a->instances == NULL)
@@ -244,6 +246,7 @@ void agent_release(struct agent *a)
         for (uint32_t i = 0; i < a->ninstances; i++) {
             counters_release(&a->instances[i].counters);
             free(a->instances[i].tags);
+            tagset_release(&a->instances[i].published);
         }
         free(a->instances);
         a->instances = NULL;
@@ -255,6 +258,9 @@ void agent_release(struct agent *a)
         pthread_mutex_destroy(&a->foreign_lock);
     }
     free(a->global_tags);
+    tagset_release(&a->published_tags);
+    tagger_free(a->tagger);
+    a->tagger = NULL;
     config_release(&a->cfg);
     registry_release(&a->reg);
 }

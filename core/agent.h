@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "delivery/delivery.h"
 #include "loader.h"
+#include "tagger/tagger.h"
 
 struct agent;
 
@@ -79,6 +80,7 @@ struct rmr_instance {
     struct route_ctx *routes;
     struct fetch_ctx *fetches;
     struct rmr_dgram_sock *dgrams;
+    struct tagset published; /* task-wide tags this instance published (ABI 1.2) */
 };
 
 /* An HTTP listener: the shared one (owner NULL) or one an instance opened. */
@@ -134,6 +136,10 @@ struct agent {
     uv_async_t foreign_async;
     uint32_t blocked_outputs; /* outputs refusing records (when_full = block) */
     uint32_t reserved2_;
+    /* ABI 1.2: the tagger, and the union of the task-wide tags instances published, added to
+     * schema-less batches at emit. */
+    struct tagger *tagger;
+    struct tagset published_tags;
 };
 
 #define FOREIGN_MAX 4096

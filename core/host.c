@@ -374,6 +374,39 @@ static const char *h_hostname(rmr_instance_t *ins)
     return ins->agent->hostname;
 }
 
+/* ---- tags (ABI 1.2) ------------------------------------------------------------------------ */
+
+static int h_global_tags_set(rmr_instance_t *ins, const struct rmr_tag *tags, uint32_t ntags)
+{
+    struct agent *a = ins->agent;
+    int rc = tagset_assign(&ins->published, tags, ntags);
+    if (rc < 0)
+        return rc;
+    /* The union in instance order: the first publisher of a key wins. */
+    const struct tagset **sets = malloc((a->ninstances + 1) * sizeof *sets);
+    if (sets == NULL)
+        return RMR_ENOMEM;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->ninstances; i++)
+        if (a->instances[i].published.ntags > 0)
+            sets[n++] = &a->instances[i].published;
+    rc = tagset_union(&a->published_tags, sets, n);
+    free(sets);
+    return rc;
+}
+
+static int h_tagger_set(rmr_instance_t *ins, const char *entity, size_t len,
+                        const struct rmr_tag *tags, uint32_t ntags)
+{
+    return tagger_put(ins->agent->tagger, entity, len, tags, ntags);
+}
+
+static int h_tagger_lookup(rmr_instance_t *ins, const char *entity, size_t len, rmr_tagger_cb cb,
+                           void *arg)
+{
+    return tagger_get(ins->agent->tagger, entity, len, cb, arg);
+}
+
 static void h_stop_done(rmr_instance_t *ins)
 {
     agent_instance_stopped(ins);
@@ -420,6 +453,9 @@ const struct rmr_host_api host_api = {
     .dgram_listen = host_dgram_listen,
     .dgram_address = host_dgram_address,
     .dgram_close = host_dgram_close,
+    .global_tags_set = h_global_tags_set,
+    .tagger_set = h_tagger_set,
+    .tagger_lookup = h_tagger_lookup,
 };
 
 /* Stops the timers an instance left running (destroy must not leave callbacks behind). */

@@ -331,6 +331,17 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
         batch_unref(b);
         return RMR_ENOMEM;
     }
+    /* Task-wide tags that platform inputs published go to schema-less records only: labelled
+     * batches name their tags in their own ecosystem's words. Merged after the configured
+     * tags, so those (and the record's own) win on a shared key. */
+    if (b->schema == NULL && a->published_tags.ntags > 0 &&
+        batch_merge_tags(b, a->published_tags.tags, a->published_tags.ntags) < 0) {
+        log_write(RMR_LOG_WARN, ins->ci->name,
+                  "cannot add task tags to %u records: out of memory; dropping them", n);
+        counter_add(ins, "records_dropped", "no_memory", NULL, n);
+        batch_unref(b);
+        return RMR_ENOMEM;
+    }
     batch_seal(b);
     b->origin = ins;
 

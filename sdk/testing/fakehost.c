@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "loader.h"
 #include "record/batch.h"
+#include "tagger/tagger.h"
 #include "util/buf.h"
 #include "util/httptext.h"
 #include "util/payload.h"
@@ -60,6 +61,7 @@ struct rmr_instance {
     struct fh_counter *counters;
     uint32_t ncounters;
     uint32_t counters_cap;
+    struct tagset published; /* ABI 1.2: task-wide tags it published */
     struct rmr_instance *next;
 };
 
@@ -235,6 +237,9 @@ struct rmr_fakehost {
     void *responder_arg;
     struct rmr_dgram_sock *dgrams;
     uint64_t dgram_seq;
+    /* ABI 1.2. */
+    struct tagger *tagger;        /* made on first use */
+    struct tagset published_tags; /* the union of instances' published tags */
 };
 
 static const struct rmr_host_api fake_api;
@@ -453,8 +458,15 @@ static int h_emit(rmr_instance_t *ins, rmr_batch_t *b)
         batch_unref(b);
         return RMR_EFULL;
     }
-    /* As the agent does: records without a timestamp get the emit time. */
+    /* As the agent does: records without a timestamp get the emit time, and schema-less
+     * records the task-wide tags instances published. */
     batch_stamp_time(b, fh->wall_ns);
+    if (b->schema == NULL && fh->published_tags.ntags > 0 &&
+        batch_merge_tags(b, fh->published_tags.tags, fh->published_tags.ntags) < 0) {
+        count(ins, "records_dropped", "no_memory", NULL, n);
+        batch_unref(b);
+        return RMR_ENOMEM;
+    }
     batch_seal(b);
     if (ptrvec_push(&fh->emitted, b) < 0) {
         count(ins, "records_dropped", "no_memory", NULL, n);
@@ -1462,6 +1474,70 @@ static void served_free(struct fh_served *s)
     free(s);
 }
 
+/* ---- tags (ABI 1.2) --------------------------------------------------------------------- */
+
+/* Rebuilds the union of the instances' published tags, in creation order. */
+static int published_rebuild(struct rmr_fakehost *fh)
+{
+    uint32_t n = 0, cap = 0;
+    for (struct rmr_instance *i = fh->instances; i != NULL; i = i->next)
+        cap++;
+    const struct tagset **sets = malloc((cap + 1) * sizeof *sets);
+    if (sets == NULL)
+        return RMR_ENOMEM;
+    /* fh->instances is newest first: collect, then reverse into creation order. */
+    for (struct rmr_instance *i = fh->instances; i != NULL; i = i->next)
+        if (i->published.ntags > 0)
+            sets[n++] = &i->published;
+    for (uint32_t a = 0, b = n ? n - 1 : 0; a < b; a++, b--) {
+        const struct tagset *t = sets[a];
+        sets[a] = sets[b];
+        sets[b] = t;
+    }
+    int rc = tagset_union(&fh->published_tags, sets, n);
+    free(sets);
+    return rc;
+}
+
+static int h_global_tags_set(rmr_instance_t *ins, const struct rmr_tag *tags, uint32_t ntags)
+{
+    int rc = tagset_assign(&ins->published, tags, ntags);
+    return rc < 0 ? rc : published_rebuild(ins->fh);
+}
+
+static struct tagger *fh_tagger(struct rmr_fakehost *fh)
+{
+    if (fh->tagger == NULL)
+        fh->tagger = tagger_new();
+    return fh->tagger;
+}
+
+static int h_tagger_set(rmr_instance_t *ins, const char *entity, size_t len,
+                        const struct rmr_tag *tags, uint32_t ntags)
+{
+    struct tagger *t = fh_tagger(ins->fh);
+    return t == NULL ? RMR_ENOMEM : tagger_put(t, entity, len, tags, ntags);
+}
+
+static int h_tagger_lookup(rmr_instance_t *ins, const char *entity, size_t len, rmr_tagger_cb cb,
+                           void *arg)
+{
+    struct tagger *t = ins->fh->tagger;
+    return t == NULL ? RMR_ENOENT : tagger_get(t, entity, len, cb, arg);
+}
+
+void rmr_fakehost_global_tags(const struct rmr_fakehost *fh, const struct rmr_tag **tags,
+                              uint32_t *ntags)
+{
+    *tags = fh->published_tags.tags;
+    *ntags = fh->published_tags.ntags;
+}
+
+uint32_t rmr_fakehost_tagger_count(const struct rmr_fakehost *fh)
+{
+    return fh->tagger != NULL ? tagger_count(fh->tagger) : 0;
+}
+
 static const struct rmr_host_api fake_api = {
     .struct_size = sizeof(struct rmr_host_api),
     .abi_major = RMR_ABI_MAJOR,
@@ -1503,6 +1579,9 @@ static const struct rmr_host_api fake_api = {
     .dgram_listen = h_dgram_listen,
     .dgram_address = h_dgram_address,
     .dgram_close = h_dgram_close,
+    .global_tags_set = h_global_tags_set,
+    .tagger_set = h_tagger_set,
+    .tagger_lookup = h_tagger_lookup,
 };
 
 /* ---- the fake host ------------------------------------------------------------------------ */
@@ -1576,6 +1655,8 @@ void rmr_fakehost_free(struct rmr_fakehost *fh)
         fh->served = sv->next;
         served_free(sv);
     }
+    tagset_release(&fh->published_tags);
+    tagger_free(fh->tagger);
     free(fh);
 }
 
@@ -1603,6 +1684,7 @@ static void instance_free(struct rmr_instance *ins)
         free(ins->counters[i].record_kind);
     }
     free(ins->counters);
+    tagset_release(&ins->published);
     cfg_store_free(ins->store);
     free(ins->config);
     free(ins->name);
@@ -1819,7 +1901,10 @@ void rmr_fakehost_destroy(struct rmr_fakehost *fh, rmr_instance_t *ins)
     /* The host stops what destroy left running, as the agent does. */
     stop_timers_of(fh, ins);
     held_release(fh, ins);
+    int republish = ins->published.ntags > 0;
     instance_free(ins);
+    if (republish)
+        (void)published_rebuild(fh); /* on ENOMEM the old union stays: a test-only host */
 }
 
 /* The armed timer due first (earliest due time, then arming order), or NULL. */

@@ -259,6 +259,18 @@ const struct rmr_dgram_spec *rmr_fakehost_dgram_spec(const struct rmr_fakehost *
 /* Datagram listeners open. */
 uint32_t rmr_fakehost_dgram_count(const struct rmr_fakehost *fh);
 
+/* ---- task-wide tags and the tagger (ABI 1.2) -------------------------------------------------
+ *
+ * rmr_global_tags_set(), rmr_tagger_set() and rmr_tagger_lookup() work as in the agent: the
+ * union of the tags instances published (first-created instance wins on a key) is added to
+ * every schema-less batch emitted afterwards, after the record's own tags. */
+
+/* The union of the published task-wide tags, sorted; borrowed until the next change. */
+void rmr_fakehost_global_tags(const struct rmr_fakehost *fh, const struct rmr_tag **tags,
+                              uint32_t *ntags);
+/* Entities the tagger knows. */
+uint32_t rmr_fakehost_tagger_count(const struct rmr_fakehost *fh);
+
 #ifdef __cplusplus
 }
 #endif

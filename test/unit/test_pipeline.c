@@ -237,6 +237,31 @@ int main(void)
     run_until_idle(a);
     IS_INT(count_lines(read_file(out_path)), 6, "the accepted batch is still delivered");
 
+    /* Task-wide tags an input published (ABI 1.2) join schema-less records after the
+     * configured tags; labelled batches are left alone. */
+    ci[1].common.batch_records = 1;
+    ci[1].common.queue_bytes = 1 << 20;
+    struct rmr_tag task[] = {{RMR_STR("task_arn"), RMR_STR("arn:t/1")},
+                             {RMR_STR("team"), RMR_STR("task")},
+                             {RMR_STR("region"), RMR_STR("eu-west-3")},
+                             {RMR_STR("region"), RMR_STR("eu-west-3")}};
+    IS_INT(rmr_global_tags_set(src, task, 4), 0, "an input publishes task tags");
+    IS_UINT(a->published_tags.ntags, 3, "published tags are deduplicated");
+    IS_INT(rmr_global_tags_set(src, task, 0) == 0 && a->published_tags.ntags == 0, 1,
+           "publishing an empty set withdraws the tags");
+    IS_INT(rmr_global_tags_set(src, task, 3), 0, "published again");
+    struct rmr_tag bad = {RMR_STR(""), RMR_STR("x")};
+    IS_INT(rmr_global_tags_set(src, &bad, 1), RMR_EINVAL, "a tag without key is refused");
+    IS_UINT(a->published_tags.ntags, 3, "a refused set leaves the published tags as they were");
+    rmr_emit(src, metrics(src, NULL, 1, 0));
+    rmr_emit(src, metrics(src, "guance", 1, 0));
+    run_until_idle(a);
+    text = read_file(out_path);
+    IS_INT(count_lines(text), 8, "both batches delivered");
+    CONTAINS(text, "m0|env:dev,region:eu-west-3,task_arn:arn:t/1,team:core|stamped\n",
+             "schema-less: task tags added, the configured team tag wins");
+    CONTAINS(text, "\nm0|env:dev,team:core|stamped\n", "the guance batch carries no task tags");
+
     /* An empty batch is fine; after the drain starts, emits are refused and counted. */
     IS_INT(rmr_emit(src, rmr_batch_new(src, NULL)), 0, "an empty batch is accepted");
     a->phase = AGENT_DRAINING;
@@ -247,8 +272,11 @@ int main(void)
     uv_close((uv_handle_t *)&wait, NULL);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     IS_INT(uv_loop_close(&a->loop), 0, "every handle closed");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         counters_release(&a->instances[i].counters);
+        tagset_release(&a->instances[i].published);
+    }
+    tagset_release(&a->published_tags);
     free(a->instances);
     free(a);
     unlink(out_path);

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RMR_ABI_MAJOR 1
-#define RMR_ABI_MINOR 1
+#define RMR_ABI_MINOR 2
 
 /* ---- handles ---------------------------------------------------------------------------- */
 
@@ -341,6 +341,10 @@ struct rmr_dgram {
 
 /* Called with datagrams: on the loop thread, or with RMR_DGRAM_OWN_THREAD on the listener's
  * reader thread, where only the batch functions, the clocks and rmr_emit() may be used. */
+/* Called by rmr_tagger_lookup() with an entity's tags, sorted by key and value; borrowed for
+ * the duration of the call. */
+typedef void (*rmr_tagger_cb)(void *arg, const struct rmr_tag *tags, uint32_t ntags);
+
 typedef void (*rmr_dgram_cb)(rmr_instance_t *ins, void *arg, const struct rmr_dgram *msgs,
                              uint32_t count);
 
@@ -415,6 +419,13 @@ struct rmr_host_api {
                         void *arg, rmr_dgram_sock_t **out);
     int (*dgram_address)(rmr_dgram_sock_t *sock, char *buf, size_t len);
     void (*dgram_close)(rmr_dgram_sock_t *sock);
+
+    /* ABI 1.2: task-wide tags and the tagger. */
+    int (*global_tags_set)(rmr_instance_t *ins, const struct rmr_tag *tags, uint32_t ntags);
+    int (*tagger_set)(rmr_instance_t *ins, const char *entity, size_t entity_len,
+                      const struct rmr_tag *tags, uint32_t ntags);
+    int (*tagger_lookup)(rmr_instance_t *ins, const char *entity, size_t entity_len,
+                         rmr_tagger_cb cb, void *arg);
 };
 
 #define RMR_HOST_HAS(handle, member)                                                               \
@@ -722,6 +733,37 @@ static inline void rmr_dgram_close(rmr_dgram_sock_t *sock)
 {
     if (sock != NULL)
         RMR__HOST(sock)->dgram_close(sock);
+}
+
+/* ---- wrappers: tags (ABI 1.2; check RMR_HOST_HAS(ins, tagger_lookup) first when a plugin
+ * may run on an older host) ---------------------------------------------------------------------
+ */
+
+/* Publishes this instance's task-wide tags (an ECS task's cluster, family, ARN ...). The host
+ * adds them to every schema-less record every input emits from now on (DogStatsD metrics,
+ * spans, logs), after the record's own tags and the configured global tags, which win on a
+ * shared key. Labelled (schema) batches are left alone: platform inputs name their own tags.
+ * A call replaces the instance's previous set; ntags 0 withdraws it. Copied. Loop thread.
+ * Errors: RMR_EINVAL (a tag without key), RMR_ENOMEM. */
+static inline int rmr_global_tags_set(rmr_instance_t *ins, const struct rmr_tag *tags,
+                                      uint32_t ntags)
+{
+    return RMR__HOST(ins)->global_tags_set(ins, tags, ntags);
+}
+/* Sets the tags of an entity (a container id as the platform reports it) in the tagger,
+ * replacing what any instance set before; ntags 0 forgets the entity. Copied. Any thread.
+ * Errors: RMR_EINVAL (empty entity, a tag without key), RMR_ENOMEM. */
+static inline int rmr_tagger_set(rmr_instance_t *ins, const char *entity, size_t entity_len,
+                                 const struct rmr_tag *tags, uint32_t ntags)
+{
+    return RMR__HOST(ins)->tagger_set(ins, entity, entity_len, tags, ntags);
+}
+/* Calls cb with the entity's tags and returns 0, or returns RMR_ENOENT (cb not called) when
+ * the tagger does not know the entity (exact match). Any thread; cb must not call the tagger. */
+static inline int rmr_tagger_lookup(rmr_instance_t *ins, const char *entity, size_t entity_len,
+                                    rmr_tagger_cb cb, void *arg)
+{
+    return RMR__HOST(ins)->tagger_lookup(ins, entity, entity_len, cb, arg);
 }
 
 #ifdef __cplusplus
