@@ -211,9 +211,10 @@ static void teardown(struct agent *a)
         struct rmr_instance *ins = &a->instances[i];
         if (ins->phase == PHASE_STARTED && ins->desc->stop != NULL && ins->kind == RMR_KIND_OUTPUT)
             (void)ins->desc->stop(ins, ins->state);
-        host_instance_release(ins);
+        host_instance_quiesce(ins); /* fetches cancelled before destroy, as documented */
         if (ins->phase >= PHASE_CREATED)
             ins->desc->destroy(ins, ins->state);
+        host_instance_release(ins);
         ins->phase = PHASE_NEW;
         ins->state = NULL;
         pipeline_output_close(ins);
@@ -314,8 +315,11 @@ static void check_inputs_stopped(struct agent *a)
 {
     if (a->phase != AGENT_STOPPING_INPUTS)
         return;
+    /* An input not asked yet (agent_stop() walks them one by one) counts as busy too, so the
+     * first input to stop does not start the drain while others still run. */
     for (uint32_t i = 0; i < a->ninstances; i++)
-        if (a->instances[i].kind == RMR_KIND_INPUT && a->instances[i].phase == PHASE_STOPPING)
+        if (a->instances[i].kind == RMR_KIND_INPUT &&
+            (a->instances[i].phase == PHASE_STOPPING || a->instances[i].phase == PHASE_STARTED))
             return;
     begin_drain(a);
 }
@@ -325,7 +329,7 @@ void agent_instance_stopped(struct rmr_instance *ins)
     if (ins->phase != PHASE_STOPPING)
         return;
     /* Timers of a stopped input must not fire again. */
-    host_instance_release(ins);
+    host_instance_quiesce(ins);
     ins->phase = PHASE_STOPPED;
     check_inputs_stopped(ins->agent);
 }

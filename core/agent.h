@@ -167,6 +167,7 @@ void instance_stats(struct rmr_instance *ins, rmr_stats_cb cb, void *arg);
 
 /* Stops the timers an instance left running (host.c). */
 void host_instance_release(struct rmr_instance *ins);
+void host_instance_quiesce(struct rmr_instance *ins);
 
 /* Process resource use (host.c). */
 int process_stats_read(const struct agent *a, struct rmr_process_stats *out);

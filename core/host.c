@@ -458,7 +458,16 @@ const struct rmr_host_api host_api = {
     .tagger_lookup = h_tagger_lookup,
 };
 
-/* Stops the timers an instance left running (destroy must not leave callbacks behind). */
+/* A stopped instance: its timers no longer fire, but the handles stay valid until destroy, so
+ * a plugin may still rmr_timer_stop() them in destroy(); its network services go now. */
+void host_instance_quiesce(struct rmr_instance *ins)
+{
+    for (struct rmr_timer *t = ins->timers; t != NULL; t = t->next)
+        uv_timer_stop(&t->uv);
+    host_net_release_instance(ins);
+}
+
+/* After destroy: frees the timers the instance left (destroy must not leave callbacks). */
 void host_instance_release(struct rmr_instance *ins)
 {
     while (ins->timers != NULL)

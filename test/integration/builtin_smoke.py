@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A -Dbuiltin=dk,file binary: both plugins are listed as builtin and dk records reach stdout.
+"""A -Dbuiltin=dk,file,http,ecs_fargate,container binary (shared plugin libraries linked once):
+every plugin is listed as builtin and dk records reach stdout.
 usage: builtin_smoke.py PATH/TO/remora"""
 import json
 import os
@@ -15,8 +16,9 @@ with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
     out = subprocess.run([binary, "plugins", "-c", conf.name], env=env, stdout=subprocess.PIPE,
                          text=True).stdout
     listed = [l for l in out.splitlines() if l.endswith("[builtin]")]
-    if len(listed) != 2:
-        sys.exit(f"expected dk and file as builtins:\n{out}")
+    want = {"dk", "file", "http", "ecs_fargate", "container"}
+    if {l.split()[1] for l in listed} != want:
+        sys.exit(f"expected {sorted(want)} as builtins:\n{out}")
     p = subprocess.Popen([binary, "run", "-c", conf.name], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     time.sleep(2.5)

@@ -18,7 +18,28 @@
 
 #include <remora/plugin.h>
 
-/* ---- /task ------------------------------------------------------------------------------------ */
+/* Bounds on what one document may make us hold; entries beyond them are ignored (stats entries
+ * are counted in *nbad). ECS allows 10 containers per task definition. */
+#define ECS_MAX_CONTAINERS 128 /* "Containers" elements, and /task/stats entries */
+#define ECS_MAX_LABELS     256 /* "Labels" per container */
+#define ECS_MAX_IFACES     16  /* "networks" per stats entry */
+/* The most tags ecs_task_tags() and ecs_container_tags() give. */
+#define ECS_TASK_TAGS_MAX      7
+#define ECS_CONTAINER_TAGS_MAX 7
+
+/* Parses an RFC 3339 time as the endpoint writes it (Go's RFC3339Nano:
+ * "2023-06-20T01:19:45.077342978Z", an offset "+09:00" instead of "Z" allowed; digits past
+ * the ninth of the fraction ignored), strictly and without the locale. s is not NUL-terminated.
+ * Returns 1 and sets *ns (since the epoch), or 0 and sets *ns to 0 when malformed, and for
+ * Docker's zero time "0001-01-01T00:00:00Z" (or anything else int64 ns cannot hold). */
+int ecs_time_parse(const char *s, size_t n, int64_t *ns);
+
+/* ---- /task ----------------------------------------------------------------------------------- */
+
+/* Strings are NUL-terminated copies. Those not marked "NULL when absent" are never NULL: ""
+ * when the document lacks them (or has another JSON type there); region is NULL when neither
+ * the ARN nor the AZ gives one ("us-west-2d" gives "us-west-2"). Containers that are not JSON
+ * objects are skipped. */
 
 struct ecs_label {
     char *key;
@@ -26,18 +47,18 @@ struct ecs_label {
 };
 
 struct ecs_container {
-    char *docker_id;      /* "DockerId" */
-    char *name;           /* "Name" (task-definition name) */
-    char *docker_name;    /* "DockerName" */
-    char *image;          /* "Image", full reference */
-    char *image_id;       /* "ImageID" */
-    char *type;           /* "Type"; NULL when absent */
-    char *known_status;   /* "KnownStatus" */
-    char *desired_status; /* "DesiredStatus" */
-    int64_t created_ns;   /* "CreatedAt", ns since the epoch; 0 when absent or unparsable */
-    int64_t started_ns;   /* "StartedAt" */
-    double cpu_units;     /* "Limits.CPU" in CPU units (1024 = 1 vCPU); 0 when absent */
-    int64_t mem_mib;      /* "Limits.Memory" in MiB; 0 when absent */
+    char *docker_id;          /* "DockerId" */
+    char *name;               /* "Name" (task-definition name) */
+    char *docker_name;        /* "DockerName" */
+    char *image;              /* "Image", full reference */
+    char *image_id;           /* "ImageID" */
+    char *type;               /* "Type"; NULL when absent */
+    char *known_status;       /* "KnownStatus" */
+    char *desired_status;     /* "DesiredStatus" */
+    int64_t created_ns;       /* "CreatedAt", ns since the epoch; 0 when absent or unparsable */
+    int64_t started_ns;       /* "StartedAt" */
+    double cpu_units;         /* "Limits.CPU" in CPU units (1024 = 1 vCPU); 0 when absent */
+    int64_t mem_mib;          /* "Limits.Memory" in MiB; 0 when absent */
     struct ecs_label *labels; /* "Labels", in document order */
     uint32_t nlabels;
     int normal; /* 1: a task-definition container (Type NORMAL or absent, and not the
@@ -45,14 +66,14 @@ struct ecs_container {
 };
 
 struct ecs_task {
-    char *cluster;        /* "Cluster": an ARN on Fargate, a short name on EC2 */
-    char *cluster_name;   /* the part after the last "cluster/" (or cluster itself) */
-    char *task_arn;       /* "TaskARN" */
-    char *task_id;        /* the part after the last '/' of the ARN */
-    char *family;         /* "Family" */
-    char *revision;       /* "Revision" as text (a string on the wire; a number tolerated) */
-    char *known_status;   /* "KnownStatus" */
-    char *desired_status; /* "DesiredStatus" */
+    char *cluster;           /* "Cluster": an ARN on Fargate, a short name on EC2 */
+    char *cluster_name;      /* the part after the last "cluster/" (or cluster itself) */
+    char *task_arn;          /* "TaskARN" */
+    char *task_id;           /* the part after the last '/' of the ARN */
+    char *family;            /* "Family" */
+    char *revision;          /* "Revision" as text (a string on the wire; a number tolerated) */
+    char *known_status;      /* "KnownStatus" */
+    char *desired_status;    /* "DesiredStatus" */
     char *availability_zone; /* "AvailabilityZone"; NULL when absent */
     char *region;            /* from the task ARN (arn:aws:ecs:<region>:...), else from the AZ */
     char *launch_type;       /* "LaunchType"; NULL when absent */
@@ -75,7 +96,7 @@ const struct ecs_container *ecs_task_container(const struct ecs_task *t, const c
 /* The value of a label, or NULL. */
 const char *ecs_container_label(const struct ecs_container *c, const char *key);
 
-/* ---- /task/stats ------------------------------------------------------------------------------ */
+/* ---- /task/stats ----------------------------------------------------------------------------- */
 
 /* Bits of ecs_stats.mem_has: which memory_stats.stats keys the document had (values at or
  * above the cgroup "no value" mark 0x7FFFFFFFFFFFF000 count as absent). */
@@ -94,8 +115,8 @@ enum ecs_mem_key {
     ECS_MEM_PGPGOUT,
     ECS_MEM_PGFAULT,
     ECS_MEM_PGMAJFAULT,
-    ECS_MEM_ANON,  /* cgroup v2 */
-    ECS_MEM_FILE,  /* cgroup v2 */
+    ECS_MEM_ANON, /* cgroup v2 */
+    ECS_MEM_FILE, /* cgroup v2 */
     ECS_MEM_NKEYS
 };
 /* The memory_stats.stats key for an enum ecs_mem_key ("cache", "total_inactive_file", ...). */
@@ -109,9 +130,9 @@ struct ecs_iface {
 
 /* One container's entry of /task/stats. */
 struct ecs_stats {
-    char *docker_id;   /* the key in /task/stats */
-    int present;       /* 0: the entry was JSON null (container not ready): nothing else is set */
-    int64_t read_ns;   /* "read" */
+    char *docker_id;    /* the key in /task/stats */
+    int present;        /* 0: the entry was JSON null (container not ready): nothing else is set */
+    int64_t read_ns;    /* "read" */
     int64_t preread_ns; /* "preread"; 0 when absent or the zero time */
     /* cpu_stats / precpu_stats */
     uint64_t cpu_total, cpu_user, cpu_kernel, system_cpu;
@@ -124,15 +145,15 @@ struct ecs_stats {
     uint64_t mem_max_usage; /* 0 when absent (cgroup v2) */
     uint64_t mem_limit;     /* 0 when absent or an unlimited sentinel (>= 2^62) */
     uint64_t mem_failcnt;
-    uint32_t has_mem;       /* memory_stats.usage present */
+    uint32_t has_mem; /* memory_stats.usage present */
     uint32_t has_max_usage;
     uint32_t has_failcnt;
-    uint32_t mem_has;       /* bit (1u << enum ecs_mem_key) per key present */
+    uint32_t mem_has; /* bit (1u << enum ecs_mem_key) per key present */
     uint64_t mem[ECS_MEM_NKEYS];
     /* blkio_stats, summed over devices; op names compared case-insensitively */
     uint64_t io_read_bytes, io_write_bytes; /* io_service_bytes_recursive Read/Write */
     uint64_t io_read_ops, io_write_ops;     /* io_serviced_recursive Read/Write */
-    uint32_t has_io;                         /* either array held at least one entry */
+    uint32_t has_io;                        /* either array held at least one entry */
     /* networks, in document order; "lo" left out */
     struct ecs_iface *ifaces;
     uint32_t nifaces;
@@ -207,12 +228,14 @@ int ecs_publish_tags(rmr_instance_t *ins, const struct ecs_task *t, const struct
 
 /* What one poll gives: both documents parsed, or an error. */
 struct ecs_poll {
-    int error;             /* 0, or RMR_E* of the first failure */
-    int http_status;       /* the failing answer's status, 0 for network errors */
-    char reason[256];      /* one line when error != 0 ("GET /task/stats: timed out") */
-    struct ecs_task task;  /* valid when error == 0 */
+    int error;            /* 0, or RMR_E* of the first failure: the fetch's error (RMR_ETIMEDOUT,
+                           * RMR_ECANCELED when the instance stopped first ...), RMR_EIO for
+                           * a status other than 200, the parser's RMR_EINVAL */
+    int http_status;      /* the failing answer's status, 0 for network errors */
+    char reason[256];     /* one line when error != 0 ("GET /task/stats: timed out") */
+    struct ecs_task task; /* valid when error == 0 */
     struct ecs_stats_set stats;
-    uint32_t bad_entries;  /* stats entries that were not objects */
+    uint32_t bad_entries; /* stats entries that were not objects */
 };
 
 /* Called on the loop thread when both GETs are done (or failed). The poll is borrowed for the
