@@ -39,6 +39,11 @@ CONTAINERS = [
      "cgroup": 1, "online": 2, "image": "amazon/amazon-ecs-pause:0.1.0",
      "cpu_step": 999999, "user_step": 1, "kernel_step": 1, "usage": 1 << 20, "inactive": 0,
      "read_step": 0, "write_step": 0},
+    # Idle: no CPU time between two samples while the host's moves on: 0 %, not no figure.
+    {"name": "cron", "id": f"{TASK_ID}-5555555555", "cgroup": 2, "online": 2,
+     "image": "public.ecr.aws/docker/library/alpine:3.20",
+     "cpu_step": 0, "user_step": 0, "kernel_step": 0,
+     "usage": 4194304, "inactive": 0, "read_step": 0, "write_step": 0},
 ]
 SYSTEM_STEP = 2 * STEP_S * 10**9          # two CPUs for STEP_S seconds, in ns
 RX_STEP, TX_STEP = 1_000_000, 250_000     # the task ENI, the same for every container
@@ -136,6 +141,9 @@ def expected(name, k):
     cur = counters(c, k)
     return {
         "cpu_percent": c["cpu_step"] / SYSTEM_STEP * c["online"] * 100,
+        # Metricbeat's shares of one stats document (its cpu_stats against its precpu_stats).
+        "user_pct": c["user_step"] / SYSTEM_STEP * c["online"],
+        "kernel_pct": c["kernel_step"] / SYSTEM_STEP * c["online"],
         "working_set": c["usage"] - c["inactive"],
         "mem_usage": c["usage"],
         "online": c["online"],

@@ -97,26 +97,32 @@ def test_fargate_task(t):
                                               name="ecs.fargate.net.bytes_rcvd")) >= 4, 20)
     dd = [r for r in lines if r.get("schema") == "datadog"]
     web, rem = fake_ecs.expected("web", 2), fake_ecs.expected("remora", 2)
+    cron = fake_ecs.expected("cron", 2)
 
     cpu = {r["tags"].get("container_name"): r["value"]
            for r in find(dd, name="ecs.fargate.cpu.percent")}
-    t.eq(sorted(cpu), ["remora", "web"],
+    t.eq(sorted(cpu), ["cron", "remora", "web"],
          "cpu.percent for each NORMAL container; pause and null stats skipped", cpu)
     t.eq(sig4(cpu.get("web", 0)), sig4(web["cpu_percent"]), "web cpu % by the Docker formula")
     t.eq(sig4(cpu.get("remora", 0)), sig4(rem["cpu_percent"]), "remora cpu % (cgroup v2)")
+    idle = [r["value"] for r in find(dd, name="ecs.fargate.cpu.percent", tag_container_name="cron")]
+    t.ok(idle and all(v == 0 for v in idle), "an idle container's cpu.percent is 0 at every poll",
+         idle)
 
     ws = {r["tags"].get("container_name"): r["value"]
           for r in find(dd, name="ecs.fargate.mem.working_set")}
-    t.eq(ws, {"web": web["working_set"], "remora": rem["working_set"]},
+    t.eq(ws, {"web": web["working_set"], "remora": rem["working_set"],
+              "cron": cron["working_set"]},
          "working set: usage - total_inactive_file (v1) / inactive_file (v2)")
     usage = {r["tags"].get("container_name"): r["value"]
              for r in find(dd, name="ecs.fargate.mem.usage")}
-    t.eq(usage, {"web": web["mem_usage"], "remora": rem["mem_usage"]}, "mem.usage is raw usage")
+    t.eq(usage, {"web": web["mem_usage"], "remora": rem["mem_usage"], "cron": cron["mem_usage"]},
+         "mem.usage is raw usage")
 
     rx = find(dd, name="ecs.fargate.net.bytes_rcvd")
     t.ok(len(rx) >= 2 and all(r["tags"].get("interface") == "eth1" for r in rx),
          "net.bytes_rcvd per interface", rx[:2])
-    t.eq(sorted({r["tags"]["container_name"] for r in rx}), ["remora", "web"],
+    t.eq(sorted({r["tags"]["container_name"] for r in rx}), ["cron", "remora", "web"],
          "net rates per container, none for a task total")
     t.ok(all(abs(r["value"] - web["rx_rate"]) < 1e-6 for r in rx),
          f"every net rate is the task ENI's {web['rx_rate']} B/s, not a sum over containers",
@@ -149,10 +155,22 @@ def test_fargate_task(t):
         f = elw[-1]["fields"]
         t.eq(sig4(f.get("awsfargate.task_stats.cpu.total.pct", -1)),
              sig4(web["cpu_percent"] / 100), "elastic cpu.total.pct is a fraction")
+        t.eq(sig4(f.get("awsfargate.task_stats.cpu.user.pct", -1)), sig4(web["user_pct"]),
+             "elastic cpu.user.pct from the document's own precpu window")
+        t.eq(sig4(f.get("awsfargate.task_stats.cpu.kernel.pct", -1)), sig4(web["kernel_pct"]),
+             "elastic cpu.kernel.pct likewise")
+        first = elw[0]["fields"]
+        t.ok("awsfargate.task_stats.cpu.user.pct" in first,
+             "elastic cpu.user.pct already in the first document", sorted(first))
         t.eq(elw[-1]["tags"].get("cloud.region"), fake_ecs.REGION, "elastic cloud.region")
         t.eq(elw[-1]["tags"].get("awsfargate.task_stats.cluster_name"), "payments-prod",
              "elastic cluster_name")
-    t.eq(sorted({r["tags"].get("container.name") for r in el}), ["remora", "web"],
+    elc = [r for r in el if r.get("tags", {}).get("container.name") == "cron"]
+    t.ok(elc and all(r["fields"].get("awsfargate.task_stats.cpu.total.pct") == 0 and
+                     r["fields"].get("awsfargate.task_stats.cpu.user.pct") == 0 for r in elc),
+         "elastic: an idle container's cpu.total.pct and cpu.user.pct are 0",
+         [r["fields"] for r in elc[:1]])
+    t.eq(sorted({r["tags"].get("container.name") for r in el}), ["cron", "remora", "web"],
          "elastic: one document per NORMAL container")
 
     gu = [r for r in lines if r.get("schema") == "guance" and r.get("kind") == "metric"]
@@ -172,8 +190,12 @@ def test_fargate_task(t):
              "guance aws_ecs_cluster_name")
     objs = [r for r in lines if r.get("schema") == "guance" and r.get("kind") == "object"]
     t.eq(sorted({r["name"] for r in objs}), sorted([fake_ecs.CONTAINERS[0]["id"],
-                                                   fake_ecs.CONTAINERS[1]["id"]]),
+                                                   fake_ecs.CONTAINERS[1]["id"],
+                                                   fake_ecs.CONTAINERS[4]["id"]]),
          "guance docker_containers objects named by container id")
+    guc = [r for r in gu if r["tags"].get("container_name") == "cron"]
+    t.ok(guc and all(r["fields"].get("cpu_usage") == 0 for r in guc),
+         "guance cpu_usage of an idle container is 0", [r["fields"] for r in guc[:1]])
     if objs:
         t.ok(isinstance(json.loads(objs[0]["fields"]["message"]), dict),
              "the object's message is a JSON document")

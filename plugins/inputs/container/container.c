@@ -7,6 +7,7 @@
  * This file owns the lifecycle, the timer and the counting; sources own the platforms and
  * emit.c the names. The only source so far is ECS (source_ecs.c): the Docker Engine API on
  * EC2 and the kubelet on EKS are further entries of `sources` below. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,9 @@ struct ctr_state {
     rmr_timer_t *timer;
     int stopping;
     uint64_t failures; /* polls failed in a row */
+    /* What the last poll's answer lacked (ctr_result.incomplete), "" when whole: a platform
+     * that stays incomplete is logged once, not at every poll. */
+    char incomplete[128];
 };
 
 static const struct rmr_option ctr_options[] = {
@@ -62,6 +66,22 @@ static const struct rmr_option ctr_options[] = {
 };
 
 /* ---- polling -------------------------------------------------------------------------------- */
+
+/* Counts an incomplete answer at every poll, and logs when what it lacks changes. */
+static void note_incomplete(struct ctr_state *st, const char *incomplete)
+{
+    const char *now = incomplete != NULL ? incomplete : "";
+    if (now[0] != '\0')
+        rmr_counter_add(st->ins, "polls_incomplete", NULL, 1);
+    if (strncmp(now, st->incomplete, sizeof st->incomplete - 1) == 0)
+        return;
+    if (now[0] != '\0')
+        rmr_log(st->ins, RMR_LOG_WARN, "'%s' answered incompletely, reporting what it has: %s",
+                st->endpoint, now);
+    else
+        rmr_log(st->ins, RMR_LOG_INFO, "'%s' answers completely again", st->endpoint);
+    snprintf(st->incomplete, sizeof st->incomplete, "%s", now);
+}
 
 static void on_result(void *arg, const struct ctr_result *res)
 {
@@ -89,6 +109,7 @@ static void on_result(void *arg, const struct ctr_result *res)
         rmr_counter_add(ins, "containers_skipped", "no_stats", res->skipped_no_stats);
     if (res->bad_entries > 0)
         rmr_counter_add(ins, "containers_skipped", "bad_stats", res->bad_entries);
+    note_incomplete(st, res->incomplete);
 
     /* Only Datakit's naming exists for this input: with no output taking it, the poll served
      * the tags the source published and nothing is rendered. */

@@ -79,6 +79,9 @@ struct ctr_result {
     uint32_t nsamples;
     uint32_t skipped_no_stats; /* containers without stats yet (null entry, not listed) */
     uint32_t bad_entries;      /* stats entries that were not understood */
+    const char *incomplete;    /* NULL, or what the platform's answer lacked, one line ("the
+                                * task metadata lacks Cluster"): the samples are what could
+                                * be read without it */
 };
 
 /* Called once per successful ctr_source_ops.poll() on the loop thread. */

@@ -8,6 +8,7 @@
  * published for the whole sidecar (ecs_publish_tags), so DogStatsD metrics and traces carry
  * them even when `container` is the only ECS input running. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,8 +67,9 @@ static void fill_stat(struct ctr_stat *cs, const struct ecs_stats *s)
     memset(cs, 0, sizeof *cs);
     cs->time_ns = s->read_ns;
     if (s->has_cpu) {
-        /* Datakit sends 0 when the percentage cannot be computed (no previous sample yet, an
-         * idle container); ecs_cpu_percent() leaves pct alone then. */
+        /* ecs_cpu_percent() gives 0 for an idle container; Datakit also sends 0 when the
+         * percentage cannot be computed at all (no previous sample yet, online 0, a reset),
+         * and ecs_cpu_percent() leaves pct at 0 then. */
         double pct = 0;
         (void)ecs_cpu_percent(s, &pct);
         if (!isfinite(pct) || pct < 0)
@@ -139,11 +141,19 @@ static void deliver_error(struct ecs_source *src, int error, const char *kind, c
 static void on_poll(void *arg, struct ecs_poll *p)
 {
     struct ecs_source *src = arg;
-    if (p->error != 0) {
+    /* Either document failing fails the poll: without stats there is nothing to render. */
+    if (p->failed != 0) {
         deliver_error(src, p->error, error_kind(p), p->reason);
         return;
     }
     const struct ecs_task *t = &p->task;
+    /* A task without Cluster, TaskARN or Containers is rendered as far as it goes (tags without
+     * a value are left out); the input says once what it lacks. */
+    char missing[64], incomplete[96];
+    if (t->missing != 0) {
+        ecs_task_missing_text(t->missing, missing, sizeof missing);
+        snprintf(incomplete, sizeof incomplete, "the task metadata lacks %s", missing);
+    }
 
     /* Task-wide tags from the task document: on Fargate they equal the labels Datakit reads
      * them from (com.amazonaws.ecs.*), and they are there for containers without labels. */
@@ -167,7 +177,8 @@ static void on_poll(void *arg, struct ecs_poll *p)
             return;
         }
     }
-    struct ctr_result res = {.bad_entries = p->bad_entries};
+    struct ctr_result res = {.bad_entries = p->bad_entries,
+                             .incomplete = t->missing != 0 ? incomplete : NULL};
     uint32_t n = 0;
     for (uint32_t i = 0; i < t->ncontainers; i++) {
         const struct ecs_container *c = &t->containers[i];
@@ -187,7 +198,7 @@ static void on_poll(void *arg, struct ecs_poll *p)
     int rc = ecs_publish_tags(src->ins, t, src->have_prev ? &src->prev : NULL);
     if (rc < 0)
         rmr_log(src->ins, RMR_LOG_WARN, "cannot publish the tags of task '%s': %s",
-                t->task_arn != NULL ? t->task_arn : "?", rmr_strerror(rc));
+                t->task_arn[0] != '\0' ? t->task_arn : "?", rmr_strerror(rc));
 
     res.samples = samples;
     res.nsamples = n;

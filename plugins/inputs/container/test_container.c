@@ -8,7 +8,9 @@
  * Fargate), fargate_cgroupv2_task.json + dd_agent_v4_task_stats_cgroupv2.json (real cgroup v2
  * stats, task doc composed to match), aws_doc_ec2_v4_task.json (+ its stats, whose ids match
  * no container of the doc's task) and fargate_ec2_task_stats.json (the same stats keyed by
- * that task's DockerIds), container_edge_stats.json (see below). */
+ * that task's DockerIds), container_edge_stats.json (see below),
+ * fargate_cgroupv1_task_stats_idle.json (the real Fargate stats with apmtest-ping idle: its
+ * cpu_usage equal to its precpu's while the host's system time moved on). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,6 +520,82 @@ static void test_edge_stats(void)
     rmr_fakehost_free(fh);
 }
 
+/* An idle container over a real window: ecsmeta now says 0 % itself (Datadog, Datakit); the
+ * input sent 0 before too, and still sends the same fields. */
+static void test_idle(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    serve(fh, EP, "dd_fargate_v4_task.json", "fargate_cgroupv1_task_stats_idle.json");
+    started(fh, NULL, 1);
+    rmr_fakehost_advance(fh, 0);
+    struct rec r;
+    if (OK(find_rec(fh, 0, RMR_REC_METRIC, PING_ID, &r) == 0, "idle: apmtest-ping reported")) {
+        IS_STR(r.fields,
+               "cpu_usage=0,cpu_usage_millicores=0i,cpu_numbers=2i,cpu_usage_base100=0,"
+               "mem_usage=34865152i,network_bytes_rcvd=781186753i,network_bytes_sent=971042i",
+               "idle: cpu 0 over a real window");
+        free(r.message);
+    }
+    if (OK(find_rec(fh, 0, RMR_REC_METRIC, DD_ID, &r) == 0, "idle: dd-agent reported")) {
+        CONTAINS(r.fields, "cpu_usage=0.8691,", "idle: the busy one as before");
+        free(r.message);
+    }
+    rmr_fakehost_free(fh);
+}
+
+/* A /task that is a JSON object but lacks Cluster, TaskARN or Containers: what it has is
+ * emitted, tags without a value left out, no poll error; logged once, counted every poll. */
+static void test_incomplete(void)
+{
+    static const char no_cluster[] =
+        "{\"Family\":\"fam\",\"Revision\":\"2\",\"Containers\":[{\"DockerId\":\"" PING_ID
+        "\",\"Name\":\"ping\",\"Image\":\"busybox\",\"Type\":\"NORMAL\","
+        "\"DesiredStatus\":\"RUNNING\"}]}";
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    serve_text(fh, EP "/task", 200, no_cluster);
+    serve(fh, EP, NULL, "dd_fargate_v4_task_stats_cgroupv1.json");
+    rmr_instance_t *ins = started(fh, NULL, 1);
+    rmr_fakehost_advance(fh, 0);
+    IS_INT(rmr_fakehost_emitted_count(fh), 1, "no cluster: emitted");
+    struct rec r;
+    if (OK(find_rec(fh, 0, RMR_REC_METRIC, PING_ID, &r) == 0, "no cluster: the container")) {
+        IS_STR(r.tags,
+               "container_id=" PING_ID ",container_name=ping,container_runtime=ecsfargate,"
+               "container_runtime_name=ping,container_type=ecsfargate,image=busybox,"
+               "image_name=busybox,image_short_name=busybox,image_tag=latest,state=RUNNING,"
+               "task_family=fam,task_version=2",
+               "no cluster: no aws_ecs_cluster_name or task_arn tag, the rest as usual");
+        CONTAINS(r.fields, "cpu_usage=0.06703,", "no cluster: its fields as usual");
+        free(r.message);
+    }
+    IS_INT(rmr_fakehost_counter(fh, ins, "poll_errors", "bad_json"), 0, "no cluster: not bad JSON");
+    IS_INT(rmr_fakehost_counter(fh, ins, "polls_incomplete", NULL), 1, "no cluster: counted");
+    OK(log_contains(fh, "answered incompletely, reporting what it has: the task metadata lacks "
+                        "TaskARN, Cluster"),
+       "no cluster: logged with what is missing");
+    uint32_t nlog = rmr_fakehost_log_count(fh);
+    rmr_fakehost_advance(fh, 10000);
+    IS_INT(rmr_fakehost_emitted_count(fh), 2, "no cluster: again at the next interval");
+    IS_INT(rmr_fakehost_counter(fh, ins, "polls_incomplete", NULL), 2, "no cluster: every poll");
+    IS_INT(rmr_fakehost_log_count(fh), nlog, "no cluster: logged once");
+
+    /* No Containers at all: nothing to render, still no error; the change is logged. */
+    serve_text(fh, EP "/task", 200, "{\"Cluster\":\"c\",\"TaskARN\":\"arn:aws:ecs:x:1:task/c/t\"}");
+    rmr_fakehost_advance(fh, 10000);
+    IS_INT(rmr_fakehost_emitted_count(fh), 2, "no containers: nothing emitted");
+    IS_INT(rmr_fakehost_counter(fh, ins, "poll_errors", "bad_json"), 0,
+           "no containers: not a poll error");
+    OK(log_contains(fh, "the task metadata lacks Containers"), "no containers: logged");
+
+    /* Whole again. */
+    serve(fh, EP, "dd_fargate_v4_task.json", NULL);
+    rmr_fakehost_advance(fh, 10000);
+    IS_INT(rmr_fakehost_emitted_count(fh), 3, "whole: emitted");
+    OK(log_contains(fh, "answers completely again"), "whole: said once");
+    IS_INT(rmr_fakehost_counter(fh, ins, "polls_incomplete", NULL), 3, "whole: not counted");
+    rmr_fakehost_free(fh);
+}
+
 /* An inline task: DesiredStatus is the state (as Datakit), CreatedAt when StartedAt is
  * absent, an image without a tag, a short cluster name, no networks and no blkio. */
 static void test_inline(void)
@@ -612,6 +690,21 @@ static void test_errors(void)
     rmr_fakehost_advance(fh, 10000);
     IS_INT(rmr_fakehost_counter(fh, ins, "poll_errors", "bad_json"), 2,
            "bad json: retried at the next interval");
+    rmr_fakehost_free(fh);
+
+    /* The stats fail at once (500), /task later (its timeout): the poll failed on /task, so
+     * it counts as a timeout, whichever answer came first. */
+    fh = rmr_fakehost_new();
+    serve_text(fh, EP "/task/stats", 500, "{}");
+    rmr_fakehost_fetch_serve_error(fh, "GET", EP "/task", RMR_ETIMEDOUT);
+    ins = started(fh, "timeout = 2s\n", 1);
+    rmr_fakehost_advance(fh, 2000);
+    IS_INT(rmr_fakehost_counter(fh, ins, "poll_errors", "timeout"), 1,
+           "both fail: counted by /task's cause");
+    IS_INT(rmr_fakehost_counter(fh, ins, "poll_errors", "http_error"), 0,
+           "both fail: not by the stats' that came first");
+    OK(log_contains(fh, "GET /task: timed out; GET /task/stats: HTTP 500"),
+       "both fail: the log tells both");
     rmr_fakehost_free(fh);
 
     /* Nobody listens. */
@@ -772,6 +865,8 @@ int main(int argc, char **argv)
     test_cgroup_v2();
     test_ec2_doc();
     test_edge_stats();
+    test_idle();
+    test_incomplete();
     test_inline();
     test_not_wanted();
     test_errors();

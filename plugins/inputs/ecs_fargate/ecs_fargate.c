@@ -13,8 +13,11 @@
  * interface. The Guance schema (Datakit's docker_containers) is the container input's, not
  * this one's.
  *
- * After each good poll the task's tags go to the host (global tags and the tagger) through
- * ecs_publish_tags(), so DogStatsD metrics, spans and logs of the task carry them.
+ * After each poll whose /task answered (its stats may have failed) the task's tags go to the
+ * host (global tags and the tagger) through ecs_publish_tags(), so DogStatsD metrics, spans
+ * and logs of the task carry them. Which GET failed comes from ecs_poll.failed: /task failing
+ * is fargate_check CRITICAL, the stats alone or a /task lacking Cluster, TaskARN or
+ * Containers a WARNING (Datadog's check).
  *
  * Thread: everything runs on the instance's loop thread (timer and fetch callbacks). */
 #include <stdio.h>
@@ -264,7 +267,6 @@ enum fg_ctr {
     FC_CPU_TOTAL = 0,
     FC_CPU_USER,
     FC_CPU_KERNEL,
-    FC_SYSTEM_CPU,
     FC_PGPGIN,
     FC_PGPGOUT,
     FC_PGFAULT,
@@ -276,8 +278,7 @@ enum fg_ctr {
     FG_NCTR
 };
 
-/* The per-second rates computed from counters; FC_SYSTEM_CPU has none (it only feeds the
- * kernel and user fractions). */
+/* The per-second rates computed from counters. */
 static const struct {
     enum fg_ctr ctr;
     enum fg_q q;
@@ -305,7 +306,6 @@ static int ctr_value(const struct ecs_stats *s, enum fg_ctr c, uint64_t *v)
     case FC_CPU_TOTAL: *v = s->cpu_total; return s->has_cpu != 0;
     case FC_CPU_USER: *v = s->cpu_user; return s->has_cpu != 0;
     case FC_CPU_KERNEL: *v = s->cpu_kernel; return s->has_cpu != 0;
-    case FC_SYSTEM_CPU: *v = s->system_cpu; return s->has_cpu != 0 && s->system_cpu > 0;
     case FC_PGPGIN: return mem_value(s, ECS_MEM_PGPGIN, v);
     case FC_PGPGOUT: return mem_value(s, ECS_MEM_PGPGOUT, v);
     case FC_PGFAULT: return mem_value(s, ECS_MEM_PGFAULT, v);
@@ -346,11 +346,15 @@ struct fg_state {
     struct ecs_client *client;
     rmr_timer_t *timer;
     int stopping;
-    uint32_t npolls; /* good polls handled */
+    uint32_t npolls; /* polls handled whose stats answered */
 
-    /* The task of the last good poll (owned), for ecs_publish_tags() to forget containers. */
+    /* The task of the last poll whose /task answered (owned), for ecs_publish_tags() to
+     * forget containers. */
     struct ecs_task task;
     int have_task;
+    /* ECS_TASK_MISSING_* of the last task read, so a task that stays incomplete is logged
+     * once, not at every poll. */
+    uint32_t last_missing;
 
     struct fg_prev prev[FG_MAX_CONTAINERS];
 
@@ -437,42 +441,30 @@ static void sample_task(struct fg_sample *o, const struct ecs_task *t)
     }
 }
 
-/* Kernel and user CPU as Metricbeat's fractions (delta / system delta, times online for
- * .pct), over the window between the previous poll and this one. */
-static void sample_cpu_modes(struct fg_sample *o, const struct ecs_stats *s,
-                             const struct fg_prev *p)
-{
-    uint64_t sys, user, kernel;
-    const uint32_t need = (1u << FC_SYSTEM_CPU) | (1u << FC_CPU_USER) | (1u << FC_CPU_KERNEL);
-    if (p == NULL || (p->has & need) != need || s->online_cpus == 0 ||
-        !ctr_value(s, FC_SYSTEM_CPU, &sys) || !ctr_value(s, FC_CPU_USER, &user) ||
-        !ctr_value(s, FC_CPU_KERNEL, &kernel))
-        return;
-    if (sys <= p->ctr[FC_SYSTEM_CPU] || user < p->ctr[FC_CPU_USER] ||
-        kernel < p->ctr[FC_CPU_KERNEL])
-        return; /* no time passed, or a counter was reset */
-    double dsys = (double)(sys - p->ctr[FC_SYSTEM_CPU]);
-    double unorm = (double)(user - p->ctr[FC_CPU_USER]) / dsys;
-    double knorm = (double)(kernel - p->ctr[FC_CPU_KERNEL]) / dsys;
-    set_d(o, FQ_CPU_USER_NORM, unorm);
-    set_d(o, FQ_CPU_USER_PCT, unorm * s->online_cpus);
-    set_d(o, FQ_CPU_KERNEL_NORM, knorm);
-    set_d(o, FQ_CPU_KERNEL_PCT, knorm * s->online_cpus);
-}
-
+/* CPU figures of one stats document. Metricbeat's fractions (total, user, kernel) come from the
+ * document's own precpu_stats window, so a container has them from its first poll; an idle one
+ * gets 0, one that cannot be measured (no preread, online 0, a reset) none. */
 static void sample_cpu(struct fg_sample *o, const struct ecs_stats *s,
-                       const struct ecs_container *c, const struct fg_prev *p)
+                       const struct ecs_container *c)
 {
-    double pct, total, norm;
+    double pct, norm;
     if (c->cpu_units > 0)
         set_d(o, FQ_CPU_LIMIT, c->cpu_units);
     if (!s->has_cpu)
         return;
     if (ecs_cpu_percent(s, &pct))
         set_d(o, FQ_CPU_PERCENT, pct);
-    if (ecs_cpu_fraction(s, &total, &norm)) {
-        set_d(o, FQ_CPU_TOTAL_PCT, total);
+    if (ecs_cpu_fraction(s, &pct, &norm)) {
+        set_d(o, FQ_CPU_TOTAL_PCT, pct);
         set_d(o, FQ_CPU_TOTAL_NORM, norm);
+    }
+    if (ecs_cpu_user_fraction(s, &pct, &norm)) {
+        set_d(o, FQ_CPU_USER_PCT, pct);
+        set_d(o, FQ_CPU_USER_NORM, norm);
+    }
+    if (ecs_cpu_kernel_fraction(s, &pct, &norm)) {
+        set_d(o, FQ_CPU_KERNEL_PCT, pct);
+        set_d(o, FQ_CPU_KERNEL_NORM, norm);
     }
     set_u(o, FQ_CPU_KERNEL_TICKS, s->cpu_kernel);
     set_u(o, FQ_CPU_USER_TICKS, s->cpu_user);
@@ -483,7 +475,6 @@ static void sample_cpu(struct fg_sample *o, const struct ecs_stats *s,
         set_d(o, FQ_CPU_SYSTEM_PCT, (double)s->online_cpus);
         set_d(o, FQ_CPU_SYSTEM_NORM, 1.0);
     }
-    sample_cpu_modes(o, s, p);
 }
 
 static void sample_memory(struct fg_sample *o, const struct ecs_stats *s,
@@ -881,20 +872,32 @@ static void poll_error_reason(const struct ecs_poll *p, char *buf, size_t len)
     snprintf(buf, len, "%s", r);
 }
 
-/* Whether a failed poll failed on /task/stats (the task itself was fine: WARNING) rather than
- * on /task (CRITICAL, as Datadog's check). */
-static int poll_failed_on_stats(const struct ecs_poll *p)
-{
-    return strstr(p->reason, "/task/stats") != NULL;
-}
+/* The counter reasons of the anchors a /task document may lack. */
+static const struct {
+    uint32_t bit;
+    const char *reason;
+} missing_reasons[] = {
+    {ECS_TASK_MISSING_ARN, "missing_task_arn"},
+    {ECS_TASK_MISSING_CLUSTER, "missing_cluster"},
+    {ECS_TASK_MISSING_CONTAINERS, "missing_containers"},
+};
 
-static void poll_failed(struct fg_state *st, const struct ecs_poll *p, int want_dd, int64_t now)
+/* Counts and logs a failed poll. */
+static void poll_count_failure(struct fg_state *st, const struct ecs_poll *p)
 {
     char reason[32];
     poll_error_reason(p, reason, sizeof reason);
     rmr_counter_add(st->ins, "poll_errors", reason, 1);
     rmr_log(st->ins, RMR_LOG_WARN, "cannot poll the task metadata endpoint '%s': %s", st->endpoint,
             p->reason[0] != '\0' ? p->reason : rmr_strerror(p->error));
+}
+
+/* /task failed (unreachable, timed out, not 200, not a JSON object): nothing is known of the
+ * task, so only the check goes, CRITICAL as Datadog's check says it. The last published tags
+ * stay as they were. */
+static void task_failed(struct fg_state *st, const struct ecs_poll *p, int want_dd, int64_t now)
+{
+    poll_count_failure(st, p);
     if (!want_dd)
         return;
     rmr_batch_t *b = rmr_batch_new(st->ins, RMR_SCHEMA_DATADOG);
@@ -902,10 +905,46 @@ static void poll_failed(struct fg_state *st, const struct ecs_poll *p, int want_
         return;
     st->add_rc = 0;
     st->nadded = 0;
-    add_check(st, b,
-              poll_failed_on_stats(p) ? (uint32_t)RMR_CHECK_WARNING : (uint32_t)RMR_CHECK_CRITICAL,
-              p->reason[0] != '\0' ? p->reason : rmr_strerror(p->error), now);
+    add_check(st, b, RMR_CHECK_CRITICAL, p->reason[0] != '\0' ? p->reason : rmr_strerror(p->error),
+              now);
     emit(st, b, RMR_SCHEMA_DATADOG);
+}
+
+/* Appends "; " and the line to a check message (the first line alone when it is empty). */
+static void message_add(char *msg, size_t len, const char *line)
+{
+    size_t used = strlen(msg);
+    if (used + 1 >= len)
+        return;
+    snprintf(msg + used, len - used, "%s%s", used > 0 ? "; " : "", line);
+}
+
+/* A /task that lacks an anchor (TaskARN, Cluster, Containers) is still reported as far as it
+ * goes, under a WARNING (Datadog's check: "missing Cluster/Containers"). Counted every poll;
+ * logged when what is missing changes, not at every poll of a task that stays that way. */
+static void task_incomplete(struct fg_state *st, const struct ecs_task *t, char *msg, size_t len)
+{
+    char what[64], line[256];
+    if (t->missing != st->last_missing) {
+        if (t->missing != 0) {
+            ecs_task_missing_text(t->missing, what, sizeof what);
+            rmr_log(st->ins, RMR_LOG_WARN,
+                    "the task metadata of '%s' lacks %s; reporting what it has", st->endpoint,
+                    what);
+        } else {
+            rmr_log(st->ins, RMR_LOG_INFO, "the task metadata of '%s' is complete again",
+                    st->endpoint);
+        }
+        st->last_missing = t->missing;
+    }
+    if (t->missing == 0)
+        return;
+    for (size_t i = 0; i < NELEMS(missing_reasons); i++)
+        if (t->missing & missing_reasons[i].bit)
+            rmr_counter_add(st->ins, "poll_errors", missing_reasons[i].reason, 1);
+    ecs_task_missing_text(t->missing, what, sizeof what);
+    snprintf(line, sizeof line, "the task metadata of '%s' lacks %s", st->endpoint, what);
+    message_add(msg, len, line);
 }
 
 static void on_poll(void *arg, struct ecs_poll *poll)
@@ -918,31 +957,39 @@ static void on_poll(void *arg, struct ecs_poll *poll)
     int64_t mono = rmr_mono_ns(ins);
     int want_dd = rmr_schema_wanted(ins, RMR_SCHEMA_DATADOG);
     int want_es = rmr_schema_wanted(ins, RMR_SCHEMA_ELASTIC);
-    if (poll->error != 0) {
-        poll_failed(st, poll, want_dd, now);
+    if (poll->failed & ECS_POLL_TASK) {
+        task_failed(st, poll, want_dd, now);
         return;
     }
+    /* From here the task is known; the stats may have failed on their own. */
     const struct ecs_task *t = &poll->task;
-    uint32_t npoll = ++st->npolls;
+    int have_stats = !(poll->failed & ECS_POLL_STATS);
     uint32_t status = RMR_CHECK_OK;
-    char message[256] = "";
+    char message[512] = "";
 
-    if (t->cluster == NULL || t->cluster[0] == '\0') {
+    if (!have_stats) {
+        /* Datadog's check: the task answered but its stats did not, a WARNING. What the task
+         * alone gives (task limits, tags) still goes; the rate state is left alone, so the
+         * next good poll rates against the last good one. */
         status = RMR_CHECK_WARNING;
-        snprintf(message, sizeof message, "the task metadata of '%s' has no Cluster", st->endpoint);
-        rmr_counter_add(ins, "poll_errors", "missing_cluster", 1);
-        rmr_log(ins, RMR_LOG_WARN, "%s", message);
+        poll_count_failure(st, poll);
+        message_add(message, sizeof message, poll->reason);
     }
-    if (poll->bad_entries > 0) {
+    task_incomplete(st, t, message, sizeof message);
+    if (t->missing != 0)
         status = RMR_CHECK_WARNING;
-        snprintf(message, sizeof message, "ignored %u entries of '%s/task/stats': not JSON objects",
+    if (have_stats && poll->bad_entries > 0) {
+        char line[256];
+        status = RMR_CHECK_WARNING;
+        snprintf(line, sizeof line, "ignored %u entries of '%s/task/stats': not JSON objects",
                  poll->bad_entries, st->endpoint);
         rmr_counter_add(ins, "poll_errors", "bad_stats_entry", poll->bad_entries);
-        rmr_log(ins, RMR_LOG_WARN, "%s", message);
+        rmr_log(ins, RMR_LOG_WARN, "%s", line);
+        message_add(message, sizeof message, line);
     }
 
     rmr_batch_t *bdd = want_dd ? rmr_batch_new(ins, RMR_SCHEMA_DATADOG) : NULL;
-    rmr_batch_t *bes = want_es ? rmr_batch_new(ins, RMR_SCHEMA_ELASTIC) : NULL;
+    rmr_batch_t *bes = want_es && have_stats ? rmr_batch_new(ins, RMR_SCHEMA_ELASTIC) : NULL;
     st->add_rc = 0;
     st->nadded = 0;
     if (bdd != NULL) {
@@ -951,7 +998,8 @@ static void on_poll(void *arg, struct ecs_poll *poll)
     }
 
     uint64_t no_state = 0, no_stats = 0, ifaces_skipped = 0;
-    for (uint32_t i = 0; i < t->ncontainers; i++) {
+    uint32_t npoll = have_stats ? ++st->npolls : 0;
+    for (uint32_t i = 0; have_stats && i < t->ncontainers; i++) {
         const struct ecs_container *c = &t->containers[i];
         if (!c->normal || c->docker_id == NULL)
             continue;
@@ -966,7 +1014,7 @@ static void on_poll(void *arg, struct ecs_poll *poll)
         int64_t dt = sample_window_ns(s, p, mono);
         struct fg_sample *o = &st->ctr_s;
         sample_clear(o);
-        sample_cpu(o, s, c, p != NULL && p->id[0] != '\0' ? p : NULL);
+        sample_cpu(o, s, c);
         sample_memory(o, s, c, t);
         sample_io(o, s);
         if (p != NULL)
@@ -979,7 +1027,8 @@ static void on_poll(void *arg, struct ecs_poll *poll)
         if (p != NULL)
             prev_update(p, c->docker_id, s, mono, npoll);
     }
-    prev_forget(st, npoll);
+    if (have_stats)
+        prev_forget(st, npoll);
     if (no_stats > 0)
         rmr_counter_add(ins, "containers_skipped", "no_stats", no_stats);
     if (no_state > 0)
@@ -995,7 +1044,7 @@ static void on_poll(void *arg, struct ecs_poll *poll)
     int rc = ecs_publish_tags(ins, t, st->have_task ? &st->task : NULL);
     if (rc < 0)
         rmr_log(ins, RMR_LOG_WARN, "cannot publish the tags of task '%s': %s",
-                t->task_arn ? t->task_arn : "?", rmr_strerror(rc));
+                t->task_arn[0] != '\0' ? t->task_arn : "?", rmr_strerror(rc));
     /* Keep this task for the next publish, which forgets the containers that went away. */
     ecs_task_free(&st->task);
     st->task = poll->task;
@@ -1008,7 +1057,7 @@ static void on_tick(rmr_instance_t *ins, void *arg)
     struct fg_state *st = arg;
     int rc = ecs_client_poll(st->client, on_poll, st);
     if (rc == RMR_EAGAIN) {
-        rmr_counter_add(ins, "poll_skipped", NULL, 1);
+        rmr_counter_add(ins, "polls_skipped", "still_running", 1);
         rmr_log(ins, RMR_LOG_WARN,
                 "skipped a poll of '%s': the previous one is still running (timeout %lld ms, "
                 "interval %lld ms)",

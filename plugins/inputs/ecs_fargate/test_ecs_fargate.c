@@ -16,7 +16,10 @@
  *    (no shared task document matches them): task limits 0.5 vCPU / 1024 MiB, the app without
  *    container limits, the agent with 256 units / 512 MiB.
  *  - fargate_ec2_task_stats.json: aws_doc_ec2_v4_task_stats.json re-keyed to the DockerIds of
- *    aws_doc_ec2_v4_task.json (pause and curl), which come from another run in the docs. */
+ *    aws_doc_ec2_v4_task.json (pause and curl), which come from another run in the docs.
+ *  - fargate_cgroupv1_task_stats_idle.json: dd_fargate_v4_task_stats_cgroupv1.json with
+ *    apmtest-ping idle: its cpu_stats.cpu_usage made equal to its precpu_stats.cpu_usage, the
+ *    host's system_cpu_usage still 1.991e10 ns on. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@ const struct rmr_plugin *rmr_plugin_describe(void);
 #define STATS_V1  "dd_fargate_v4_task_stats_cgroupv1.json"
 #define STATS_V1N "fargate_cgroupv1_task_stats_next.json"
 #define STATS_V1Z "fargate_cgroupv1_task_stats_null.json"
+#define STATS_V1I "fargate_cgroupv1_task_stats_idle.json"
 #define TASK_V2   "fargate_cgroupv2_task.json"
 #define STATS_V2  "dd_agent_v4_task_stats_cgroupv2.json"
 
@@ -440,7 +444,7 @@ static void test_cgroupv1_first_poll(void)
     const rmr_batch_t *es = last_batch(fh, RMR_SCHEMA_ELASTIC);
     IS_INT(es ? rmr_batch_count(es) : 0, 2, "v1 elastic: one record per container");
     if (es_record(es, DD_AGENT, &m) == 1) {
-        IS_INT(m.nfields, 27, "v1 elastic: 27 fields (no kernel/user pct before a 2nd poll)");
+        IS_INT(m.nfields, 31, "v1 elastic: 31 fields, kernel and user pct on the first poll");
         IS_INT(m.time_ns, INT64_C(1687223985077342978), "v1 elastic: @timestamp = stats read");
         IS_DBL(es_num(&m, "cpu.total.pct"), 86559152.0 * 2 / 19920000000.0, 1e-15,
                "v1 elastic: cpu.total.pct fraction (0.00869)");
@@ -452,7 +456,20 @@ static void test_cgroupv1_first_poll(void)
                 "v1 elastic: cpu.system.ticks");
         IS_DBL(es_num(&m, "cpu.system.pct"), 2, 0, "v1 elastic: cpu.system.pct = online");
         IS_DBL(es_num(&m, "cpu.system.norm.pct"), 1, 0, "v1 elastic: cpu.system.norm.pct = 1");
-        OK(isnan(es_num(&m, "cpu.user.pct")), "v1 elastic: no cpu.user.pct before a 2nd poll");
+        /* Metricbeat's user and kernel shares over the document's own precpu window, as in
+         * shared/fixtures/elastic/bulk_request.ndjson (dd-agent): user.pct 0.002008,
+         * user.norm.pct 0.001004, kernel.pct 0, kernel.norm.pct 0 (printed to 6 decimals). */
+        IS_DBL(es_num(&m, "cpu.user.pct"), 20000000.0 / 19920000000.0 * 2, 1e-15,
+               "v1 elastic: cpu.user.pct from usage_in_usermode and its precpu value");
+        IS_DBL(es_num(&m, "cpu.user.pct"), 0.002008, 1e-6,
+               "v1 elastic: cpu.user.pct as the Elastic fixture (0.002008)");
+        IS_DBL(es_num(&m, "cpu.user.norm.pct"), 0.001004, 1e-6,
+               "v1 elastic: cpu.user.norm.pct as the Elastic fixture (0.001004)");
+        IS_DBL(es_num(&m, "cpu.kernel.pct"), 0, 0,
+               "v1 elastic: cpu.kernel.pct 0 (kernel time did not move; the fixture says 0)");
+        IS_DBL(es_num(&m, "cpu.kernel.norm.pct"), 0, 0, "v1 elastic: cpu.kernel.norm.pct 0");
+        IS_DBL(es_num(&m, "cpu.total.pct"), 0.00869, 1e-6,
+               "v1 elastic: cpu.total.pct as the Elastic fixture (0.00869)");
         IS_UINT(es_uint(&m, "memory.usage.total"), 160886784, "v1 elastic: memory.usage.total");
         IS_UINT(es_uint(&m, "memory.usage.max"), 205619200, "v1 elastic: memory.usage.max");
         IS_DBL(es_num(&m, "memory.usage.pct"), 160886784.0 / 922337.0, 1e-9,
@@ -555,9 +572,9 @@ static void test_rates(void)
     const rmr_batch_t *es = last_batch(fh, RMR_SCHEMA_ELASTIC);
     struct rmr_metric m;
     if (es_record(es, DD_AGENT, &m) == 1) {
-        IS_INT(m.nfields, 31, "rates elastic: kernel and user pct once two polls exist");
+        IS_INT(m.nfields, 31, "rates elastic: kernel and user pct on every poll");
         IS_DBL(es_num(&m, "cpu.user.pct"), 6e7 / 2e10 * 2, 1e-15,
-               "rates elastic: cpu.user.pct over the poll window");
+               "rates elastic: cpu.user.pct over the document's own window");
         IS_DBL(es_num(&m, "cpu.user.norm.pct"), 6e7 / 2e10, 1e-15, "rates elastic: user norm");
         IS_DBL(es_num(&m, "cpu.kernel.pct"), 3e7 / 2e10 * 2, 1e-15, "rates elastic: kernel.pct");
         IS_DBL(es_num(&m, "cpu.kernel.norm.pct"), 3e7 / 2e10, 1e-15, "rates elastic: kernel norm");
@@ -740,7 +757,7 @@ static void test_timeout_and_skip(void)
     serve_error(fh, "/task/stats", RMR_ETIMEDOUT);
     rmr_instance_t *ins = start(fh, "endpoint = " EP "\ninterval = 2s\ntimeout = 5s");
     rmr_fakehost_advance(fh, 4000);
-    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_skipped", NULL), 2,
+    IS_UINT(rmr_fakehost_counter(fh, ins, "polls_skipped", "still_running"), 2,
             "timeout: polls at 2s and 4s skipped while the first runs");
     IS_INT(count_schema(fh, RMR_SCHEMA_DATADOG), 0, "timeout: nothing before the timeout");
     OK(last_log_contains(fh, "still running"), "timeout: the skip is logged with its cause");
@@ -799,6 +816,169 @@ static void test_stats_500(void)
     IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "http_500"), 1,
             "stats 500: counted as poll_errors{http_500}");
     OK(last_log_contains(fh, "500"), "stats 500: logged with the status");
+    /* What the task alone gives still goes (as Datadog's check sends cpu.limit before it asks
+     * for the stats): the task's metrics and its tags; no container metrics, nothing for
+     * elastic. */
+    const rmr_batch_t *dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    DD_IS(dd, "ecs.fargate.mem.task.limit", "task_family:akira-fargate-check", NULL, 3221225472.0,
+          0, "stats 500: task metrics still sent");
+    IS_INT(count_metrics(dd, "container_name:dd-agent"), 0, "stats 500: no container metrics");
+    IS_INT(count_schema(fh, RMR_SCHEMA_ELASTIC), 0, "stats 500: nothing for elastic");
+    IS_INT(rmr_fakehost_tagger_count(fh), 2, "stats 500: the task's tags are published");
+
+    /* The next good poll: OK, container metrics again, and rates against the last good
+     * stats (none yet here: the first stats are these). */
+    serve(fh, "/task/stats", STATS_V1);
+    rmr_fakehost_clear_emitted(fh);
+    rmr_fakehost_advance(fh, 10000);
+    dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    IS_INT(check_status(dd, NULL, 0), RMR_CHECK_OK, "stats 500: the next good poll is OK");
+    OK(count_metrics(dd, "container_name:dd-agent") > 0, "stats 500: container metrics back");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "http_500"), 1,
+            "stats 500: the good poll counts no error");
+    rmr_fakehost_free(fh);
+}
+
+/* The stats fail first (a 500 at once) and /task later (a timeout): the check is CRITICAL,
+ * because /task failed, whichever answer came first. */
+static void test_stats_then_task_fail(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    serve_body(fh, "/task/stats", 500, "internal error");
+    serve_error(fh, "/task", RMR_ETIMEDOUT);
+    rmr_instance_t *ins = start(fh, "endpoint = " EP "\ntimeout = 2s");
+    rmr_fakehost_advance(fh, 0);
+    IS_INT(count_schema(fh, RMR_SCHEMA_DATADOG), 0, "both fail: nothing while /task is pending");
+    rmr_fakehost_advance(fh, 2000);
+    char msg[256] = "";
+    const rmr_batch_t *dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    IS_INT(check_status(dd, msg, sizeof msg), RMR_CHECK_CRITICAL,
+           "both fail: CRITICAL though the stats failed first");
+    IS_STR(msg, "GET /task: timed out; GET /task/stats: HTTP 500",
+           "both fail: the message tells both");
+    IS_INT(dd ? rmr_batch_count(dd) : 0, 1, "both fail: the check alone");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "timeout"), 1,
+            "both fail: counted once, by /task's cause");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "http_500"), 0,
+            "both fail: not counted a second time for the stats");
+    IS_INT(rmr_fakehost_tagger_count(fh), 0, "both fail: no tags published");
+
+    /* A /task failure whose text names the stats endpoint is still a /task failure: the
+     * check no longer reads the reason. */
+    serve_body(fh, "/task", 200, "{\"x\": \"/task/stats\"");
+    serve(fh, "/task/stats", STATS_V1);
+    rmr_fakehost_clear_emitted(fh);
+    rmr_fakehost_advance(fh, 10000);
+    dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    IS_INT(check_status(dd, msg, sizeof msg), RMR_CHECK_CRITICAL,
+           "bad task json: CRITICAL whatever its text");
+    CONTAINS(msg, "GET /task: not JSON", "bad task json: the parser's reason");
+    rmr_fakehost_free(fh);
+}
+
+/* An idle container (total_usage unchanged while the host's system time moved on) gets 0,
+ * as Datadog's check (cpu_percent starts at 0.0) and Metricbeat do, not no figure at all. */
+static void test_idle(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    serve(fh, "/task", TASK_V1);
+    serve(fh, "/task/stats", STATS_V1I);
+    start(fh, NULL);
+    rmr_fakehost_advance(fh, 0);
+    const rmr_batch_t *dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    const char *B = "container_name:apmtest-ping";
+    DD_IS(dd, "ecs.fargate.cpu.percent", B, NULL, 0, 0, "idle: cpu.percent 0, not left out");
+    DD_IS(dd, "ecs.fargate.cpu.percent", "container_name:dd-agent", NULL,
+          86559152.0 / 19920000000.0 * 2 * 100, 1e-12, "idle: the busy one as before");
+    const rmr_batch_t *es = last_batch(fh, RMR_SCHEMA_ELASTIC);
+    struct rmr_metric m;
+    if (es_record(es, APMTEST, &m) == 1) {
+        IS_DBL(es_num(&m, "cpu.total.pct"), 0, 0, "idle elastic: cpu.total.pct 0");
+        IS_DBL(es_num(&m, "cpu.total.norm.pct"), 0, 0, "idle elastic: cpu.total.norm.pct 0");
+        IS_DBL(es_num(&m, "cpu.user.pct"), 0, 0, "idle elastic: cpu.user.pct 0");
+        IS_DBL(es_num(&m, "cpu.kernel.pct"), 0, 0, "idle elastic: cpu.kernel.pct 0");
+        IS_INT(m.nfields, 31, "idle elastic: every field, as a busy container's");
+    } else {
+        OK(0, "idle elastic: one apmtest-ping record");
+    }
+    rmr_fakehost_free(fh);
+}
+
+/* A /task that is a JSON object but lacks TaskARN, Cluster or Containers: reported as far as
+ * it goes under a WARNING (Datadog: "missing Cluster/Containers"), never CRITICAL; counted at
+ * every poll, logged once. */
+static void test_task_incomplete(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    serve_body(fh, "/task", 200,
+               "{\"TaskARN\":\"arn:aws:ecs:eu-west-1:1:task/c/abc\",\"Family\":\"fam\","
+               "\"Revision\":\"3\",\"Limits\":{\"CPU\":0.5,\"Memory\":1024}}");
+    serve(fh, "/task/stats", STATS_V1);
+    rmr_instance_t *ins = start(fh, NULL);
+    rmr_fakehost_advance(fh, 0);
+    const rmr_batch_t *dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    char msg[512] = "";
+    IS_INT(check_status(dd, msg, sizeof msg), RMR_CHECK_WARNING,
+           "no Cluster, no Containers: WARNING, not CRITICAL");
+    IS_STR(msg, "the task metadata of '" EP "' lacks Cluster, Containers",
+           "no Cluster, no Containers: the check says what is missing");
+    DD_IS(dd, "ecs.fargate.mem.task.limit", "task_family:fam", NULL, 1073741824.0, 0,
+          "no Containers: the task's own metrics still go");
+    DD_IS(dd, "ecs.fargate.cpu.task.limit", "task_version:3", NULL, 5e8, 0,
+          "no Containers: cpu.task.limit too");
+    IS_INT(count_metrics(dd, "container_name:dd-agent"), 0, "no Containers: no container metrics");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "missing_cluster"), 1,
+            "no Cluster: counted");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "missing_containers"), 1,
+            "no Containers: counted");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "bad_json"), 0, "not counted as bad JSON");
+    const struct rmr_tag *gt;
+    uint32_t ngt;
+    rmr_fakehost_global_tags(fh, &gt, &ngt);
+    OK(has_tag(gt, ngt, "task_family:fam") && has_tag(gt, ngt, "region:eu-west-1"),
+       "no Cluster: the task tags it has are published");
+    uint32_t nlog = rmr_fakehost_log_count(fh);
+    OK(last_log_contains(fh, "the task metadata of '" EP "' lacks Cluster, Containers"),
+       "incomplete: logged with what is missing");
+    rmr_fakehost_advance(fh, 10000);
+    IS_INT(rmr_fakehost_log_count(fh), nlog, "incomplete: the same again is not logged again");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "missing_cluster"), 2,
+            "incomplete: counted at every poll");
+    IS_INT(check_status(last_batch(fh, RMR_SCHEMA_DATADOG), NULL, 0), RMR_CHECK_WARNING,
+           "incomplete: WARNING at every poll");
+
+    /* Containers but no Cluster and no TaskARN: the containers are reported. */
+    serve_body(fh, "/task", 200,
+               "{\"Containers\":[{\"DockerId\":\"" DD_AGENT "\",\"Name\":\"dd-agent\","
+               "\"Image\":\"agent:7\",\"Type\":\"NORMAL\"}]}");
+    rmr_fakehost_clear_emitted(fh);
+    rmr_fakehost_advance(fh, 10000);
+    dd = last_batch(fh, RMR_SCHEMA_DATADOG);
+    IS_INT(check_status(dd, msg, sizeof msg), RMR_CHECK_WARNING, "no Cluster, no ARN: WARNING");
+    CONTAINS(msg, "lacks TaskARN, Cluster", "no Cluster, no ARN: says so");
+    DD_IS(dd, "ecs.fargate.cpu.percent", "container_name:dd-agent", NULL,
+          86559152.0 / 19920000000.0 * 2 * 100, 1e-12,
+          "no Cluster, no ARN: the container's metrics still go");
+    struct rmr_metric m;
+    if (find_metric(dd, "ecs.fargate.cpu.percent", "container_name:dd-agent", NULL, &m) == 1) {
+        char *t = tags_str(m.tags, m.ntags);
+        OK(strstr(t, "ecs_cluster") == NULL && strstr(t, "task_arn") == NULL,
+           "no Cluster, no ARN: their tags are left out, not sent empty");
+        free(t);
+    } else {
+        OK(0, "no Cluster, no ARN: one cpu.percent of dd-agent");
+    }
+    IS_INT(count_schema(fh, RMR_SCHEMA_ELASTIC), 1, "no Cluster, no ARN: elastic too");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "poll_errors", "missing_task_arn"), 1, "no ARN: counted");
+    OK(rmr_fakehost_log_count(fh) > nlog, "incomplete: a different lack is logged");
+
+    /* Whole again: OK, said once. */
+    serve(fh, "/task", TASK_V1);
+    rmr_fakehost_clear_emitted(fh);
+    rmr_fakehost_advance(fh, 10000);
+    IS_INT(check_status(last_batch(fh, RMR_SCHEMA_DATADOG), NULL, 0), RMR_CHECK_OK,
+           "whole again: OK");
+    OK(last_log_contains(fh, "is complete again"), "whole again: said");
     rmr_fakehost_free(fh);
 }
 
@@ -1002,6 +1182,9 @@ int main(int argc, char **argv)
     test_bad_json();
     test_task_404();
     test_stats_500();
+    test_stats_then_task_fail();
+    test_idle();
+    test_task_incomplete();
     test_no_endpoint();
     test_env_endpoint();
     test_schemas();

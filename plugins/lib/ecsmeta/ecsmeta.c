@@ -7,15 +7,44 @@
 
 /* ---- formulas ------------------------------------------------------------------------------- */
 
-/* The CPU deltas between precpu_stats and cpu_stats. Returns 1 when both are > 0. */
-static int cpu_deltas(const struct ecs_stats *s, double *cpu_delta, double *sys_delta)
+/* The window of one stats document, from precpu_stats (at preread) to cpu_stats (at read).
+ * Returns 1 and sets *sys_delta (> 0) when the document can give CPU shares at all. Without a
+ * preread, precpu_stats is the zero sample Docker sends first: the deltas would be the
+ * container's whole life, not the last interval. */
+static int cpu_window(const struct ecs_stats *s, double *sys_delta)
 {
-    if (s == NULL || !s->present || !s->has_cpu || s->cpu_total <= s->pre_cpu_total ||
-        s->system_cpu <= s->pre_system_cpu)
+    if (s == NULL || !s->present || !s->has_cpu || s->online_cpus == 0 || s->preread_ns == 0 ||
+        s->read_ns <= s->preread_ns || s->system_cpu <= s->pre_system_cpu)
         return 0;
-    *cpu_delta = (double)(s->cpu_total - s->pre_cpu_total);
     *sys_delta = (double)(s->system_cpu - s->pre_system_cpu);
     return 1;
+}
+
+/* How much a CPU counter grew over the window. Returns 1 and sets *delta (0 for an idle
+ * container), or 0 when it went backwards (a reset: no share can be told). */
+static int cpu_delta_of(uint64_t cur, uint64_t pre, double *delta)
+{
+    if (cur < pre)
+        return 0;
+    *delta = (double)(cur - pre);
+    return 1;
+}
+
+/* Metricbeat's pair for one counter: delta / system_delta (norm) and that * online (pct). */
+static int cpu_share(const struct ecs_stats *s, uint64_t cur, uint64_t pre, double *pct,
+                     double *norm)
+{
+    double sys_delta, delta, n = 0, t = 0;
+    int ok = cpu_window(s, &sys_delta) && cpu_delta_of(cur, pre, &delta);
+    if (ok) {
+        n = delta / sys_delta;
+        t = n * (double)s->online_cpus;
+    }
+    if (pct != NULL)
+        *pct = t;
+    if (norm != NULL)
+        *norm = n;
+    return ok;
 }
 
 int ecs_cpu_percent(const struct ecs_stats *s, double *pct)
@@ -24,12 +53,10 @@ int ecs_cpu_percent(const struct ecs_stats *s, double *pct)
     if (pct == NULL)
         return 0;
     *pct = 0;
-    /* Without preread, precpu_stats is the zero sample Docker sends first: the deltas would be
-     * the container's whole life, not the last interval. */
-    if (s == NULL || s->online_cpus == 0 || s->preread_ns == 0 || s->read_ns <= s->preread_ns ||
-        !cpu_deltas(s, &cpu_delta, &sys_delta))
+    if (!cpu_window(s, &sys_delta) || !cpu_delta_of(s->cpu_total, s->pre_cpu_total, &cpu_delta))
         return 0;
     if (sys_delta > cpu_delta) {
+        /* An idle container lands here with cpu_delta 0: 0 %, as Datadog sends it. */
         *pct = cpu_delta / sys_delta * (double)s->online_cpus * 100.0;
         return 1;
     }
@@ -46,17 +73,23 @@ int ecs_cpu_percent(const struct ecs_stats *s, double *pct)
 
 int ecs_cpu_fraction(const struct ecs_stats *s, double *total, double *norm)
 {
-    double cpu_delta, sys_delta, n = 0, t = 0;
-    int ok = cpu_deltas(s, &cpu_delta, &sys_delta);
-    if (ok) {
-        n = cpu_delta / sys_delta;
-        t = n * (double)s->online_cpus;
-    }
-    if (total != NULL)
-        *total = t;
-    if (norm != NULL)
-        *norm = n;
-    return ok;
+    if (s == NULL)
+        return cpu_share(NULL, 0, 0, total, norm);
+    return cpu_share(s, s->cpu_total, s->pre_cpu_total, total, norm);
+}
+
+int ecs_cpu_user_fraction(const struct ecs_stats *s, double *pct, double *norm)
+{
+    if (s == NULL || !s->has_cpu_modes)
+        return cpu_share(NULL, 0, 0, pct, norm);
+    return cpu_share(s, s->cpu_user, s->pre_cpu_user, pct, norm);
+}
+
+int ecs_cpu_kernel_fraction(const struct ecs_stats *s, double *pct, double *norm)
+{
+    if (s == NULL || !s->has_cpu_modes)
+        return cpu_share(NULL, 0, 0, pct, norm);
+    return cpu_share(s, s->cpu_kernel, s->pre_cpu_kernel, pct, norm);
 }
 
 uint64_t ecs_working_set(const struct ecs_stats *s)

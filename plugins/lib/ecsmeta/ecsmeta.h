@@ -84,13 +84,25 @@ struct ecs_task {
     int64_t ephemeral_reserved_mib;
     struct ecs_container *containers;
     uint32_t ncontainers;
+    uint32_t missing; /* ECS_TASK_MISSING_* bits: anchors the document lacked */
 };
 
-/* Parses a /task (or /taskWithTags) body. Returns 0, or RMR_EINVAL with a one-line reason in
- * err (not JSON, not an object, no "Containers" array, no "TaskARN"); on error *out is empty
- * and needs no free. */
+/* Bits of ecs_task.missing. A JSON object that lacks one of these is still a task (Datadog's
+ * check calls a /task without Cluster or Containers a WARNING, not a failure): the string is
+ * "" and there are no containers, and each plugin decides how loud to be about it. */
+#define ECS_TASK_MISSING_ARN        0x1u /* no "TaskARN" string, or an empty one */
+#define ECS_TASK_MISSING_CLUSTER    0x2u /* no "Cluster" string, or an empty one */
+#define ECS_TASK_MISSING_CONTAINERS 0x4u /* no "Containers" array ([] is not missing) */
+
+/* Parses a /task (or /taskWithTags) body. Returns 0 (with ecs_task.missing saying what the
+ * document lacked), or RMR_EINVAL with a one-line reason in err when the body is not JSON or
+ * not a JSON object, or RMR_ENOMEM; on error *out is empty and needs no free. */
 int ecs_task_parse(const char *json, size_t len, struct ecs_task *out, char *err, size_t errlen);
 void ecs_task_free(struct ecs_task *t);
+/* Writes the document's names of the ECS_TASK_MISSING_* bits in missing, in bit order and
+ * joined by ", " ("Cluster, Containers"), NUL-terminated; a name that does not fit in len is
+ * left out whole (and those after it). "" for none. buf may be NULL (nothing written). */
+void ecs_task_missing_text(uint32_t missing, char *buf, size_t len);
 /* The container with this DockerId, or NULL. */
 const struct ecs_container *ecs_task_container(const struct ecs_task *t, const char *docker_id);
 /* The value of a label, or NULL. */
@@ -134,11 +146,14 @@ struct ecs_stats {
     int present;        /* 0: the entry was JSON null (container not ready): nothing else is set */
     int64_t read_ns;    /* "read" */
     int64_t preread_ns; /* "preread"; 0 when absent or the zero time */
-    /* cpu_stats / precpu_stats */
+    /* cpu_stats / precpu_stats: cpu_usage.{total_usage, usage_in_usermode,
+     * usage_in_kernelmode} and system_cpu_usage, in ns; 0 when absent */
     uint64_t cpu_total, cpu_user, cpu_kernel, system_cpu;
-    uint64_t pre_cpu_total, pre_system_cpu;
-    uint32_t online_cpus; /* "online_cpus", else the count of non-zero percpu_usage; 0: none */
-    uint32_t has_cpu;     /* cpu_stats.cpu_usage.total_usage present */
+    uint64_t pre_cpu_total, pre_cpu_user, pre_cpu_kernel, pre_system_cpu;
+    uint32_t online_cpus;   /* "online_cpus", else the count of non-zero percpu_usage; 0: none */
+    uint32_t has_cpu;       /* cpu_stats.cpu_usage.total_usage present */
+    uint32_t has_cpu_modes; /* usage_in_usermode and usage_in_kernelmode present in both
+                             * cpu_stats and precpu_stats (absent on some Windows hosts) */
     uint64_t throttled_periods, throttled_time_ns;
     /* memory_stats */
     uint64_t mem_usage;
@@ -177,15 +192,26 @@ const struct ecs_stats *ecs_stats_find(const struct ecs_stats_set *s, const char
 
 /* ---- formulas ------------------------------------------------------------------------------- */
 
+/* Every CPU formula below works within one stats document, over its own window from
+ * precpu_stats (at preread) to cpu_stats (at read). None is computed (they return 0 and set
+ * their outputs to 0) without CPU data (a null entry, no total_usage), with online_cpus 0
+ * (Windows), without a real preread before read (Docker's first sample, whose precpu_stats is
+ * all zeros), when system_cpu_usage did not advance, or when the counter went backwards (a
+ * reset). A counter that did not move is an idle container: they return 1 with 0, as Datadog's
+ * check (cpu_percent starts at 0.0 and is sent as is) and Datakit (0) do. */
+
 /* The Docker CLI formula with Datadog's guard (PROTOCOLS.md 1.5): cpu_delta / system_delta *
- * online * 100 when both deltas are > 0 and system_delta > cpu_delta; when system_delta <=
- * cpu_delta, cpu_delta / (whole seconds between preread and read * 1e9) * 100. Returns 1 and
- * sets *pct, or 0 when it cannot be computed (no cpu, online 0, no delta, no preread). Not
- * rounded. */
+ * online * 100 when system_delta > cpu_delta; when system_delta <= cpu_delta, cpu_delta /
+ * (whole seconds between preread and read * 1e9) * 100 (not computed under one whole second).
+ * Returns 1 and sets *pct, or 0. Not rounded. */
 int ecs_cpu_percent(const struct ecs_stats *s, double *pct);
-/* Fractions as Metricbeat: cpu_delta / system_delta (norm) and that * online (total). 0 when
- * either delta is not > 0. */
+/* Fractions of total_usage as Metricbeat: cpu_delta / system_delta (norm) and that * online
+ * (total). Returns 1 and sets them, or 0. Either pointer may be NULL. */
 int ecs_cpu_fraction(const struct ecs_stats *s, double *total, double *norm);
+/* The same of usage_in_usermode and of usage_in_kernelmode (Metricbeat's cpu.user.pct,
+ * cpu.user.norm.pct, cpu.kernel.pct, cpu.kernel.norm.pct). Also 0 without has_cpu_modes. */
+int ecs_cpu_user_fraction(const struct ecs_stats *s, double *pct, double *norm);
+int ecs_cpu_kernel_fraction(const struct ecs_stats *s, double *pct, double *norm);
 /* usage - total_inactive_file (v1) or - inactive_file (v2) when that is below usage, else
  * usage. 0 when has_mem is 0. */
 uint64_t ecs_working_set(const struct ecs_stats *s);
@@ -226,20 +252,39 @@ int ecs_publish_tags(rmr_instance_t *ins, const struct ecs_task *t, const struct
 
 /* ---- the client ------------------------------------------------------------------------------ */
 
-/* What one poll gives: both documents parsed, or an error. */
+/* Bits of ecs_poll.failed: which GET failed (unreachable, timed out, cancelled, a status
+ * other than 200, or a body its parser refused). */
+#define ECS_POLL_TASK  0x1u /* GET <base>/task */
+#define ECS_POLL_STATS 0x2u /* GET <base>/task/stats */
+
+/* How one GET of a poll ended. */
+struct ecs_poll_get {
+    int error;       /* 0, or RMR_E*: the fetch's error (RMR_ETIMEDOUT, RMR_ECANCELED when the
+                      * instance stopped first ...), RMR_EIO for a status other than 200, the
+                      * parser's RMR_EINVAL (or RMR_ENOMEM) */
+    int http_status; /* the answer's status; 0 when none came (network errors) */
+};
+
+/* What one poll gives. Each GET is judged on its own: a document is parsed and handed out
+ * whenever its own GET went well, whatever became of the other. */
 struct ecs_poll {
-    int error;            /* 0, or RMR_E* of the first failure: the fetch's error (RMR_ETIMEDOUT,
-                           * RMR_ECANCELED when the instance stopped first ...), RMR_EIO for
-                           * a status other than 200, the parser's RMR_EINVAL */
-    int http_status;      /* the failing answer's status, 0 for network errors */
-    char reason[256];     /* one line when error != 0 ("GET /task/stats: timed out") */
-    struct ecs_task task; /* valid when error == 0 */
-    struct ecs_stats_set stats;
-    uint32_t bad_entries; /* stats entries that were not objects */
+    int error;            /* 0 when both went well; else /task's error when /task failed, else
+                           * /task/stats's (a failed /task outranks the stats, whichever
+                           * answered first) */
+    int http_status;      /* that GET's status, 0 for network errors */
+    char reason[256];     /* when error != 0, one line per failed GET, /task's first, joined by
+                           * "; " ("GET /task: timed out; GET /task/stats: HTTP 500") */
+    struct ecs_task task; /* valid unless failed has ECS_POLL_TASK (then empty) */
+    struct ecs_stats_set stats;    /* valid unless failed has ECS_POLL_STATS (then empty) */
+    uint32_t bad_entries;          /* stats entries that were not objects */
+    uint32_t failed;               /* ECS_POLL_TASK | ECS_POLL_STATS: the GETs that failed */
+    struct ecs_poll_get task_get;  /* how GET /task ended */
+    struct ecs_poll_get stats_get; /* how GET /task/stats ended */
 };
 
 /* Called on the loop thread when both GETs are done (or failed). The poll is borrowed for the
- * call; ownership of task and stats may be taken by zeroing them. */
+ * call; ownership of task and stats may be taken by zeroing them (an empty one is harmless
+ * to take too). */
 typedef void (*ecs_poll_cb)(void *arg, struct ecs_poll *poll);
 
 struct ecs_client;

@@ -5,6 +5,10 @@
  * running when the plugin frees the client is answered later, at the latest with RMR_ECANCELED
  * when the instance stops). So ecs_client_free() only detaches the poll, and the poll frees
  * itself when its last fetch answers. Loop thread only, like the instance.
+ *
+ * Each GET is judged on its own and its document parsed whenever it went well, so a plugin
+ * can tell a failed /task (nothing to report) from failed stats (the task is still known) by
+ * ecs_poll.failed, never by the reason's text.
  */
 #include "ecsmeta.h"
 
@@ -21,6 +25,8 @@ struct ecs_pending {
     void *arg;
     uint32_t refs; /* fetches not answered yet, plus one while ecs_client_poll() runs */
     struct ecs_poll poll;
+    char task_why[224]; /* "GET /task: ..." when that GET failed */
+    char stats_why[224];
 };
 
 struct ecs_client {
@@ -37,6 +43,39 @@ static void poll_release(struct ecs_poll *poll)
     ecs_stats_set_free(&poll->stats);
 }
 
+/* Appends s to the NUL-terminated buf, cut to its capacity. */
+static void append(char *buf, size_t cap, const char *s)
+{
+    size_t used = strlen(buf), n = strlen(s);
+    if (used + 1 >= cap)
+        return;
+    if (n > cap - 1 - used)
+        n = cap - 1 - used;
+    memcpy(buf + used, s, n);
+    buf[used + n] = '\0';
+}
+
+/* The poll's summary, from its two GETs: a failed /task outranks failed stats, so the answer
+ * does not depend on which came first. */
+static void poll_summarize(struct ecs_pending *p)
+{
+    struct ecs_poll *poll = &p->poll;
+    const struct ecs_poll_get *first;
+    if (poll->failed & ECS_POLL_TASK)
+        first = &poll->task_get;
+    else if (poll->failed & ECS_POLL_STATS)
+        first = &poll->stats_get;
+    else
+        return;
+    poll->error = first->error;
+    poll->http_status = first->http_status;
+    poll->reason[0] = '\0';
+    append(poll->reason, sizeof poll->reason, p->task_why);
+    if (p->task_why[0] != '\0' && p->stats_why[0] != '\0')
+        append(poll->reason, sizeof poll->reason, "; ");
+    append(poll->reason, sizeof poll->reason, p->stats_why);
+}
+
 static void pending_unref(struct ecs_pending *p)
 {
     if (--p->refs > 0)
@@ -44,56 +83,57 @@ static void pending_unref(struct ecs_pending *p)
     struct ecs_client *c = p->client;
     if (c != NULL) {
         c->pending = NULL; /* before cb: it may poll again or free the client */
-        if (p->poll.error != 0)
-            poll_release(&p->poll);
+        poll_summarize(p);
         p->cb(p->arg, &p->poll);
     }
     poll_release(&p->poll);
     free(p);
 }
 
-/* Records one answer: the first failure wins; a body is parsed only while all went well. */
-static void take(struct ecs_pending *p, const char *path, const struct rmr_response *resp,
-                 int is_stats)
+/* Records one GET's answer and parses its body when it went well. A parser that refuses
+ * leaves its document empty, so a failed document never needs a free. */
+static void take(struct ecs_pending *p, const struct rmr_response *resp, int is_stats)
 {
     struct ecs_poll *poll = &p->poll;
-    char why[200];
-    if (p->client == NULL || poll->error != 0)
-        return;
+    struct ecs_poll_get *g = is_stats ? &poll->stats_get : &poll->task_get;
+    char *why = is_stats ? p->stats_why : p->task_why;
+    size_t whylen = is_stats ? sizeof p->stats_why : sizeof p->task_why;
+    const char *path = is_stats ? "/task/stats" : "/task";
+    char perr[200];
+    if (p->client == NULL)
+        return; /* detached: nobody will read it */
+    g->http_status = resp->error != 0 ? 0 : resp->status;
     if (resp->error != 0) {
-        poll->error = resp->error;
-        poll->http_status = 0;
-        snprintf(poll->reason, sizeof poll->reason, "GET %s: %s", path, rmr_strerror(resp->error));
-        return;
+        g->error = resp->error;
+        snprintf(why, whylen, "GET %s: %s", path, rmr_strerror(resp->error));
+    } else if (resp->status != 200) {
+        g->error = RMR_EIO;
+        snprintf(why, whylen, "GET %s: HTTP %d", path, (int)resp->status);
+    } else {
+        perr[0] = '\0';
+        if (is_stats)
+            g->error = ecs_stats_parse(resp->body, resp->body_len, &poll->stats, &poll->bad_entries,
+                                       perr, sizeof perr);
+        else
+            g->error = ecs_task_parse(resp->body, resp->body_len, &poll->task, perr, sizeof perr);
+        if (g->error != 0)
+            snprintf(why, whylen, "GET %s: %s", path, perr);
     }
-    if (resp->status != 200) {
-        poll->error = RMR_EIO;
-        poll->http_status = resp->status;
-        snprintf(poll->reason, sizeof poll->reason, "GET %s: HTTP %d", path, (int)resp->status);
-        return;
-    }
-    why[0] = '\0';
-    int rc = is_stats ? ecs_stats_parse(resp->body, resp->body_len, &poll->stats,
-                                        &poll->bad_entries, why, sizeof why)
-                      : ecs_task_parse(resp->body, resp->body_len, &poll->task, why, sizeof why);
-    if (rc != 0) {
-        poll->error = rc;
-        poll->http_status = resp->status;
-        snprintf(poll->reason, sizeof poll->reason, "GET %s: %s", path, why);
-    }
+    if (g->error != 0)
+        poll->failed |= is_stats ? ECS_POLL_STATS : ECS_POLL_TASK;
 }
 
 static void on_task(rmr_instance_t *ins, void *arg, const struct rmr_response *resp)
 {
     struct ecs_pending *p = arg;
-    take(p, "/task", resp, 0);
+    take(p, resp, 0);
     pending_unref(p);
 }
 
 static void on_stats(rmr_instance_t *ins, void *arg, const struct rmr_response *resp)
 {
     struct ecs_pending *p = arg;
-    take(p, "/task/stats", resp, 1);
+    take(p, resp, 1);
     pending_unref(p);
 }
 

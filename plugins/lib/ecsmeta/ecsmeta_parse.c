@@ -2,8 +2,8 @@
  *
  * Everything here is pure: no host calls, no globals, so the unit test and the fuzz target
  * drive it directly. Wire data is untrusted: every lookup checks the JSON type, a value of the
- * wrong type counts as absent, and only a body that is not a JSON object (or a /task without
- * its two anchors) is refused as a whole.
+ * wrong type counts as absent, and only a body that is not a JSON object is refused as a whole
+ * (a /task without its anchors is parsed, and says what it lacked in ecs_task.missing).
  */
 #include "ecsmeta.h"
 
@@ -514,18 +514,11 @@ int ecs_task_parse(const char *json, size_t len, struct ecs_task *out, char *err
     json_t *root = load_object(json, len, err, errlen, &rc);
     if (root == NULL)
         return rc;
-    const json_t *arn = json_object_get(root, "TaskARN");
+    /* Missing anchors are told, not refused: a plugin still has the other fields to report
+     * (Datadog's check calls a /task without Cluster or Containers a WARNING). */
     const json_t *containers = json_object_get(root, "Containers");
-    if (!json_is_string(arn)) {
-        set_err(err, errlen, "no \"TaskARN\" string");
-        rc = RMR_EINVAL;
-        goto fail;
-    }
-    if (!json_is_array(containers)) {
-        set_err(err, errlen, "no \"Containers\" array");
-        rc = RMR_EINVAL;
-        goto fail;
-    }
+    if (!json_is_array(containers))
+        out->missing |= ECS_TASK_MISSING_CONTAINERS;
     out->cluster = get_str(root, "Cluster", 0, &nomem);
     out->task_arn = get_str(root, "TaskARN", 0, &nomem);
     out->family = get_str(root, "Family", 0, &nomem);
@@ -536,6 +529,10 @@ int ecs_task_parse(const char *json, size_t len, struct ecs_task *out, char *err
     out->launch_type = get_str(root, "LaunchType", 1, &nomem);
     if (nomem)
         goto nomem;
+    if (out->task_arn[0] == '\0')
+        out->missing |= ECS_TASK_MISSING_ARN;
+    if (out->cluster[0] == '\0')
+        out->missing |= ECS_TASK_MISSING_CLUSTER;
     const char *cn = after_last(out->cluster, "cluster/");
     out->cluster_name = dup_n(cn, strlen(cn));
     const char *id = strrchr(out->task_arn, '/');
@@ -573,11 +570,35 @@ int ecs_task_parse(const char *json, size_t len, struct ecs_task *out, char *err
 
 nomem:
     set_err(err, errlen, "out of memory");
-    rc = RMR_ENOMEM;
-fail:
     ecs_task_free(out);
     json_decref(root);
-    return rc;
+    return RMR_ENOMEM;
+}
+
+void ecs_task_missing_text(uint32_t missing, char *buf, size_t len)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {ECS_TASK_MISSING_ARN, "TaskARN"},
+        {ECS_TASK_MISSING_CLUSTER, "Cluster"},
+        {ECS_TASK_MISSING_CONTAINERS, "Containers"},
+    };
+    size_t used = 0;
+    if (buf == NULL || len == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(missing & names[i].bit))
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used > 0 ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= len - used) {
+            buf[used] = '\0'; /* a name that does not fit is left out whole */
+            return;
+        }
+        used += (size_t)n;
+    }
 }
 
 const struct ecs_container *ecs_task_container(const struct ecs_task *t, const char *docker_id)
@@ -658,8 +679,8 @@ static void cpu_parse(const json_t *o, struct ecs_stats *s)
     const json_t *cpu = json_object_get(o, "cpu_stats");
     const json_t *usage = json_object_get(cpu, "cpu_usage");
     s->has_cpu = get_u64(json_object_get(usage, "total_usage"), &s->cpu_total);
-    s->cpu_user = u64_or0(json_object_get(usage, "usage_in_usermode"));
-    s->cpu_kernel = u64_or0(json_object_get(usage, "usage_in_kernelmode"));
+    int modes = get_u64(json_object_get(usage, "usage_in_usermode"), &s->cpu_user);
+    modes &= get_u64(json_object_get(usage, "usage_in_kernelmode"), &s->cpu_kernel);
     s->system_cpu = u64_or0(json_object_get(cpu, "system_cpu_usage"));
     uint64_t online = u64_or0(json_object_get(cpu, "online_cpus"));
     if (online == 0) {
@@ -680,8 +701,12 @@ static void cpu_parse(const json_t *o, struct ecs_stats *s)
     s->throttled_time_ns = u64_or0(json_object_get(thr, "throttled_time"));
 
     const json_t *pre = json_object_get(o, "precpu_stats");
-    s->pre_cpu_total = u64_or0(json_object_get(json_object_get(pre, "cpu_usage"), "total_usage"));
+    const json_t *pre_usage = json_object_get(pre, "cpu_usage");
+    s->pre_cpu_total = u64_or0(json_object_get(pre_usage, "total_usage"));
+    modes &= get_u64(json_object_get(pre_usage, "usage_in_usermode"), &s->pre_cpu_user);
+    modes &= get_u64(json_object_get(pre_usage, "usage_in_kernelmode"), &s->pre_cpu_kernel);
     s->pre_system_cpu = u64_or0(json_object_get(pre, "system_cpu_usage"));
+    s->has_cpu_modes = modes != 0;
 }
 
 static void mem_parse(const json_t *o, struct ecs_stats *s)

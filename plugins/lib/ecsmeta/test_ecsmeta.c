@@ -283,6 +283,78 @@ static void test_task_edges(void)
     ecs_task_free(&t);
 }
 
+/* A /task that is a JSON object but lacks TaskARN, Cluster or Containers is parsed, and says
+ * what it lacked (Datadog's check: WARNING, not a failure). */
+static void test_task_missing(void)
+{
+    static const struct {
+        const char *doc;
+        uint32_t missing;
+        uint32_t ncontainers;
+        const char *text;
+    } cases[] = {
+        {"{}", ECS_TASK_MISSING_ARN | ECS_TASK_MISSING_CLUSTER | ECS_TASK_MISSING_CONTAINERS, 0,
+         "TaskARN, Cluster, Containers"},
+        {"{\"TaskARN\":1,\"Cluster\":\"c\",\"Containers\":[]}", ECS_TASK_MISSING_ARN, 0, "TaskARN"},
+        {"{\"TaskARN\":null,\"Cluster\":\"c\",\"Containers\":[]}", ECS_TASK_MISSING_ARN, 0,
+         "TaskARN"},
+        {"{\"TaskARN\":\"\",\"Cluster\":\"c\",\"Containers\":[]}", ECS_TASK_MISSING_ARN, 0,
+         "TaskARN"},
+        {"{\"TaskARN\":\"a\",\"Cluster\":\"c\"}", ECS_TASK_MISSING_CONTAINERS, 0, "Containers"},
+        {"{\"TaskARN\":\"a\",\"Cluster\":\"c\",\"Containers\":{}}", ECS_TASK_MISSING_CONTAINERS, 0,
+         "Containers"},
+        {"{\"TaskARN\":\"a\",\"Cluster\":\"c\",\"Containers\":\"None\"}",
+         ECS_TASK_MISSING_CONTAINERS, 0, "Containers"},
+        {"{\"TaskARN\":\"a\",\"Cluster\":\"c\",\"Containers\":null}", ECS_TASK_MISSING_CONTAINERS,
+         0, "Containers"},
+        {"{\"TaskARN\":\"a\",\"Containers\":[{\"DockerId\":\"d\"}]}", ECS_TASK_MISSING_CLUSTER, 1,
+         "Cluster"},
+        {"{\"TaskARN\":\"a\",\"Cluster\":7,\"Containers\":[]}", ECS_TASK_MISSING_CLUSTER, 0,
+         "Cluster"},
+        {"{\"Cluster\":\"\",\"Containers\":[{\"DockerId\":\"d\"}]}",
+         ECS_TASK_MISSING_ARN | ECS_TASK_MISSING_CLUSTER, 1, "TaskARN, Cluster"},
+        {"{\"TaskARN\":\"a\",\"Cluster\":\"c\",\"Containers\":[]}", 0, 0, ""},
+    };
+    char name[200], err[256], text[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ecs_task t;
+        size_t n = strlen(cases[i].doc);
+        char *buf = malloc(n); /* exactly n bytes: the sanitizer watches */
+        memcpy(buf, cases[i].doc, n);
+        snprintf(name, sizeof name, "missing %zu: %s parses", i, cases[i].doc);
+        IS_INT(ecs_task_parse(buf, n, &t, err, sizeof err), 0, name);
+        snprintf(name, sizeof name, "missing %zu: missing bits", i);
+        IS_UINT(t.missing, cases[i].missing, name);
+        snprintf(name, sizeof name, "missing %zu: containers", i);
+        IS_UINT(t.ncontainers, cases[i].ncontainers, name);
+        snprintf(name, sizeof name, "missing %zu: strings are empty, never NULL", i);
+        OK(t.task_arn != NULL && t.cluster != NULL && t.cluster_name != NULL && t.task_id != NULL &&
+               t.family != NULL && t.revision != NULL,
+           name);
+        ecs_task_missing_text(t.missing, text, sizeof text);
+        snprintf(name, sizeof name, "missing %zu: named", i);
+        IS_STR(text, cases[i].text, name);
+        ecs_task_free(&t);
+        free(buf);
+    }
+    struct ecs_task t;
+    IS_INT(load_task("dd_fargate_v4_task.json", &t), 0, "missing: a whole task parses");
+    IS_UINT(t.missing, 0, "missing: a whole task lacks nothing");
+    ecs_task_free(&t);
+    IS_INT(load_task("edge_task_malformed.json", &t), 0, "missing: malformed task parses");
+    IS_UINT(t.missing, ECS_TASK_MISSING_CLUSTER, "missing: a numeric Cluster counts as missing");
+    ecs_task_free(&t);
+
+    char small[9];
+    ecs_task_missing_text(ECS_TASK_MISSING_ARN | ECS_TASK_MISSING_CLUSTER, small, sizeof small);
+    IS_STR(small, "TaskARN", "missing text: cut to the buffer, still terminated");
+    ecs_task_missing_text(ECS_TASK_MISSING_CLUSTER, small, 1);
+    IS_STR(small, "", "missing text: a one-byte buffer holds the NUL");
+    ecs_task_missing_text(0x80u, text, sizeof text);
+    IS_STR(text, "", "missing text: unknown bits name nothing");
+    ecs_task_missing_text(ECS_TASK_MISSING_ARN, NULL, 5); /* harmless */
+}
+
 /* ---- /task/stats ---------------------------------------------------------------------------- */
 
 static void test_stats_v1(void)
@@ -304,6 +376,9 @@ static void test_stats_v1(void)
     IS_UINT(s->system_cpu, UINT64_C(1039490000000), "v1 dd-agent: system_cpu_usage");
     IS_UINT(s->pre_cpu_total, 4731035320u, "v1 dd-agent: precpu total_usage");
     IS_UINT(s->pre_system_cpu, UINT64_C(1019570000000), "v1 dd-agent: precpu system");
+    IS_UINT(s->pre_cpu_user, 2280000000u, "v1 dd-agent: precpu usage_in_usermode");
+    IS_UINT(s->pre_cpu_kernel, 540000000u, "v1 dd-agent: precpu usage_in_kernelmode");
+    IS_UINT(s->has_cpu_modes, 1, "v1 dd-agent: user and kernel in cpu_stats and precpu_stats");
     IS_UINT(s->online_cpus, 2, "v1 dd-agent: online_cpus");
     IS_UINT(s->has_cpu, 1, "v1 dd-agent: has cpu");
     IS_UINT(s->mem_usage, 160886784, "v1 dd-agent: mem usage raw");
@@ -326,6 +401,22 @@ static void test_stats_v1(void)
     OK(ecs_cpu_fraction(s, &total, &norm), "v1 dd-agent: cpu fraction computed");
     IS_DBL(norm, 86559152.0 / 19920000000.0, 1e-15, "v1 dd-agent: norm fraction");
     IS_DBL(total, 86559152.0 / 19920000000.0 * 2, 1e-15, "v1 dd-agent: total fraction");
+    /* Metricbeat's user and kernel shares within the document's own window. The Elastic
+     * fixture (shared/fixtures/elastic/bulk_request.ndjson, dd-agent) holds user.pct 0.002008,
+     * user.norm.pct 0.001004, kernel.pct 0 and kernel.norm.pct 0: 2e7 ns of user time over
+     * 1.992e10 ns of system time, times 2 CPUs; the kernel counter did not move. The fixture
+     * prints 6 decimals, cut rather than rounded (total.pct 0.0086907 shows as 0.00869), so
+     * ours must lie within 1e-6 of it. */
+    double upct = -1, unorm = -1, kpct = -1, knorm = -1;
+    OK(ecs_cpu_user_fraction(s, &upct, &unorm), "v1 dd-agent: user fraction computed");
+    IS_DBL(unorm, 20000000.0 / 19920000000.0, 1e-15, "v1 dd-agent: user norm fraction");
+    IS_DBL(upct, 20000000.0 / 19920000000.0 * 2, 1e-15, "v1 dd-agent: user fraction");
+    IS_DBL(upct, 0.002008, 1e-6, "v1 dd-agent: user.pct 0.002008 (Elastic fixture)");
+    IS_DBL(unorm, 0.001004, 1e-6, "v1 dd-agent: user.norm.pct 0.001004 (Elastic fixture)");
+    OK(ecs_cpu_kernel_fraction(s, &kpct, &knorm), "v1 dd-agent: kernel idle is computed");
+    IS_DBL(kpct + knorm, 0, 0, "v1 dd-agent: kernel.pct and norm 0 (Elastic fixture)");
+    IS_DBL(total, 0.00869, 1e-6, "v1 dd-agent: total.pct 0.00869 (Elastic fixture)");
+    IS_DBL(norm, 0.004345, 1e-6, "v1 dd-agent: total.norm.pct 0.004345 (Elastic fixture)");
     IS_UINT(ecs_working_set(s), 156966912, "v1 dd-agent: working set (README vector)");
     IS_UINT(s->io_read_bytes, 143360, "v1 dd-agent: blkio read bytes (README vector)");
     IS_UINT(s->io_write_bytes, 57344, "v1 dd-agent: blkio write bytes (README vector)");
@@ -381,6 +472,11 @@ static void test_stats_v2(void)
     OK(ecs_cpu_percent(s, &pct), "v2 app: cpu % computed");
     IS_DBL(dec4(pct), 0.0078, 1e-12, "v2 app: cpu % 0.0078 (README vector)");
     IS_DBL(pct, 781000.0 / 9990000000.0 * 100, 1e-12, "v2 app: cpu % unrounded");
+    double upct = -1, unorm = -1;
+    OK(ecs_cpu_kernel_fraction(s, &upct, &unorm), "v2 app: kernel fraction (cgroup v2 too)");
+    IS_DBL(unorm, 293000.0 / 9990000000.0, 1e-15, "v2 app: kernel norm fraction");
+    OK(ecs_cpu_user_fraction(s, &upct, NULL), "v2 app: user fraction, NULL norm allowed");
+    IS_DBL(upct, 488000.0 / 9990000000.0, 1e-15, "v2 app: user fraction times 1 CPU");
     IS_UINT(ecs_working_set(s), 36745216, "v2 app: working set (README vector)");
     IS_UINT(s->io_read_bytes, 11345920, "v2 app: blkio read (README vector)");
     IS_UINT(s->io_write_bytes, 28672, "v2 app: blkio write (README vector)");
@@ -408,9 +504,10 @@ static void test_stats_ec2(void)
     double pct = -1, total = -1, norm = -1;
     IS_INT(load_stats("aws_doc_ec2_v4_task_stats.json", &set, NULL), 0, "ec2 stats: parses");
     const struct ecs_stats *s = must_find(&set, EC2_PAUSE_STATS);
-    OK(!ecs_cpu_percent(s, &pct), "ec2 pause: no cpu delta, no cpu %");
-    IS_DBL(pct, 0, 0, "ec2 pause: pct left 0");
-    OK(!ecs_cpu_fraction(s, &total, &norm), "ec2 pause: no fraction");
+    /* Idle: total_usage did not move while system_cpu_usage did (2e9 ns), as Datadog says. */
+    OK(ecs_cpu_percent(s, &pct), "ec2 pause: idle, cpu % computed");
+    IS_DBL(pct, 0, 0, "ec2 pause: idle is 0 %");
+    OK(ecs_cpu_fraction(s, &total, &norm), "ec2 pause: idle fraction computed");
     IS_DBL(total + norm, 0, 0, "ec2 pause: fractions 0");
     IS_UINT(s->mem_has & (1u << ECS_MEM_HIER_LIMIT), 0,
             "ec2 pause: hierarchical_memory_limit 9223372036854771712 is absent");
@@ -441,7 +538,9 @@ static void test_stats_ec2(void)
     IS_UINT(s->mem_usage, 1806336, "container stats: usage");
     IS_UINT(s->mem_limit, 134217728, "container stats: limit");
     IS_UINT(s->pre_system_cpu, UINT64_C(13937670000000), "container stats: precpu system");
-    OK(!ecs_cpu_percent(s, &pct), "container stats: idle, no cpu %");
+    pct = -1;
+    OK(ecs_cpu_percent(s, &pct), "container stats: idle, cpu % computed");
+    IS_DBL(pct, 0, 0, "container stats: idle is 0 %");
     IS_UINT(s->nifaces, 1, "container stats: eth0");
     ecs_stats_set_free(&set);
     free(buf);
@@ -540,6 +639,10 @@ static void test_stats_edges(void)
     IS_UINT(s->has_cpu, 1, "edge windows: total_usage present");
     OK(!ecs_cpu_percent(s, &pct), "edge windows: no cpu % without online cpus (as DD)");
     OK(!ecs_cpu_fraction(s, &total, &norm), "edge windows: no system delta, no fraction");
+    IS_UINT(s->has_cpu_modes, 1, "edge windows: user and kernel counters present");
+    IS_UINT(s->pre_cpu_user, 3100000000u, "edge windows: precpu usage_in_usermode");
+    IS_UINT(s->pre_cpu_kernel, 900000000u, "edge windows: precpu usage_in_kernelmode");
+    OK(!ecs_cpu_user_fraction(s, &total, &norm), "edge windows: no user fraction either");
     IS_UINT(s->has_mem, 0, "edge windows: no usage");
     IS_UINT(s->num_procs, 12, "edge windows: num_procs");
     IS_INT(s->read_ns - s->preread_ns, INT64_C(10500000000), "edge windows: fractional read");
@@ -585,6 +688,78 @@ static void test_stats_edges(void)
     IS_INT(s->preread_ns, 0, "edge guard: zero-time preread is 0");
     IS_UINT(s->online_cpus, 2, "edge guard: online from non-zero percpu_usage");
     OK(!ecs_cpu_percent(s, &pct), "edge guard: no preread, no cpu %");
+    OK(!ecs_cpu_fraction(s, &total, &norm), "edge guard: no preread, no fraction either");
+    IS_DBL(total + norm, 0, 0, "edge guard: no preread, fractions 0");
+    ecs_stats_set_free(&set);
+}
+
+/* edge_stats_idle.json: an idle container gets 0 (as Datadog's check and Datakit), but only
+ * where a share can be told at all: CPU data, online CPUs, a real preread, system time that
+ * advanced. The user and kernel shares follow the same rules, counter by counter. */
+static void test_cpu_idle(void)
+{
+    struct ecs_stats_set set;
+    double pct, total, norm;
+    IS_INT(load_stats("edge_stats_idle.json", &set, NULL), 0, "idle: parses");
+
+    const struct ecs_stats *s = must_find(&set, "idle");
+    pct = total = norm = -1;
+    OK(ecs_cpu_percent(s, &pct), "idle: cpu % computed");
+    IS_DBL(pct, 0, 0, "idle: cpu % is 0");
+    OK(ecs_cpu_fraction(s, &total, &norm), "idle: fraction computed");
+    IS_DBL(total, 0, 0, "idle: total fraction 0");
+    IS_DBL(norm, 0, 0, "idle: norm fraction 0");
+    total = norm = -1;
+    OK(ecs_cpu_user_fraction(s, &total, &norm), "idle: user fraction computed");
+    IS_DBL(total + norm, 0, 0, "idle: user 0");
+    total = norm = -1;
+    OK(ecs_cpu_kernel_fraction(s, &total, &norm), "idle: kernel fraction computed");
+    IS_DBL(total + norm, 0, 0, "idle: kernel 0");
+
+    static const char *const cannot[] = {"idle-first-sample", "idle-no-online",
+                                         "idle-system-still"};
+    static const char *const why[] = {"no preread", "online 0", "system time did not advance"};
+    for (size_t i = 0; i < sizeof cannot / sizeof cannot[0]; i++) {
+        char name[160];
+        s = must_find(&set, cannot[i]);
+        pct = total = norm = -1;
+        snprintf(name, sizeof name, "idle, %s: no cpu %% (0 returned, pct 0)", why[i]);
+        OK(!ecs_cpu_percent(s, &pct) && pct == 0, name);
+        snprintf(name, sizeof name, "idle, %s: no fraction (both 0)", why[i]);
+        OK(!ecs_cpu_fraction(s, &total, &norm) && total == 0 && norm == 0, name);
+        snprintf(name, sizeof name, "idle, %s: no user or kernel fraction", why[i]);
+        OK(!ecs_cpu_user_fraction(s, &total, &norm) && !ecs_cpu_kernel_fraction(s, &total, &norm),
+           name);
+    }
+
+    s = must_find(&set, "user-only");
+    OK(ecs_cpu_percent(s, &pct), "user-only: cpu %");
+    IS_DBL(pct, 1e9 / 2e10 * 2 * 100, 1e-12, "user-only: 10 %");
+    OK(ecs_cpu_user_fraction(s, &total, &norm), "user-only: user fraction");
+    IS_DBL(norm, 0.05, 1e-15, "user-only: user norm 1e9 / 2e10");
+    IS_DBL(total, 0.1, 1e-15, "user-only: user pct times 2 CPUs");
+    total = norm = -1;
+    OK(ecs_cpu_kernel_fraction(s, &total, &norm), "user-only: kernel unchanged is computed");
+    IS_DBL(total + norm, 0, 0, "user-only: kernel 0");
+
+    s = must_find(&set, "user-reset");
+    total = norm = -1;
+    OK(!ecs_cpu_user_fraction(s, &total, &norm), "user-reset: a user counter that went back");
+    IS_DBL(total + norm, 0, 0, "user-reset: outputs 0");
+    OK(ecs_cpu_kernel_fraction(s, &total, &norm), "user-reset: the kernel counter still counts");
+    IS_DBL(total, 5e8 / 2e10 * 2, 1e-15, "user-reset: kernel pct");
+    OK(ecs_cpu_percent(s, &pct), "user-reset: total_usage grew: cpu %");
+
+    s = must_find(&set, "no-pre-modes");
+    IS_UINT(s->has_cpu_modes, 0, "no-pre-modes: precpu_stats lacks user and kernel");
+    IS_UINT(s->cpu_user, 4000000000u, "no-pre-modes: cpu_stats user still read (ticks)");
+    OK(!ecs_cpu_user_fraction(s, &total, &norm), "no-pre-modes: no user fraction");
+    OK(!ecs_cpu_kernel_fraction(s, &total, &norm), "no-pre-modes: no kernel fraction");
+    OK(ecs_cpu_fraction(s, &total, &norm), "no-pre-modes: the total fraction is there");
+    IS_DBL(norm, 0.05, 1e-15, "no-pre-modes: total norm");
+
+    OK(!ecs_cpu_user_fraction(NULL, &total, &norm), "user fraction: NULL stats");
+    OK(!ecs_cpu_kernel_fraction(NULL, NULL, NULL), "kernel fraction: NULL everything");
     ecs_stats_set_free(&set);
 }
 
@@ -606,8 +781,11 @@ static void test_rates(void)
         IS_DBL(r, 1000.0, 1e-9, "reset: tx 10000 bytes in 10 s");
     }
     OK(!ecs_rate(p->cpu_total, c->cpu_total, dt, &r), "reset: cpu counter reset skipped");
-    double pct = -1;
+    double pct = -1, norm = -1;
     OK(!ecs_cpu_percent(c, &pct), "reset: cpu % skipped when precpu is larger");
+    OK(!ecs_cpu_fraction(c, NULL, &norm), "reset: so is the fraction");
+    IS_UINT(c->has_cpu_modes, 0, "reset: precpu_stats without usage_in_usermode");
+    OK(!ecs_cpu_user_fraction(c, NULL, &norm), "reset: no user fraction without precpu modes");
     OK(ecs_rate(p->io_read_bytes, c->io_read_bytes, dt, &r), "reset: io read rate");
     IS_DBL(r, 200000.0, 1e-9, "reset: io read 2e6 bytes in 10 s");
     OK(!ecs_rate(p->io_write_bytes, c->io_write_bytes, dt, &r), "reset: io write went backwards");
@@ -678,7 +856,19 @@ static void test_formula_guards(void)
     IS_DBL(norm, 0.01, 1e-15, "fraction: norm");
     s.online_cpus = 0;
     OK(!ecs_cpu_percent(&s, &pct), "cpu %: online 0");
+    OK(!ecs_cpu_fraction(&s, &total, &norm), "fraction: online 0");
     s.online_cpus = 4;
+    s.cpu_total = s.pre_cpu_total; /* idle over the window */
+    pct = -1;
+    OK(ecs_cpu_percent(&s, &pct), "cpu %: idle is computed");
+    IS_DBL(pct, 0, 0, "cpu %: idle is 0");
+    s.preread_ns = 0;
+    OK(!ecs_cpu_percent(&s, &pct), "cpu %: idle without preread is not");
+    s.preread_ns = 10;
+    s.system_cpu = s.pre_system_cpu;
+    OK(!ecs_cpu_percent(&s, &pct), "cpu %: idle without system time is not");
+    s.system_cpu = 100000;
+    s.cpu_total = 2000;
     s.has_cpu = 0;
     OK(!ecs_cpu_percent(&s, &pct), "cpu %: no cpu");
     s.has_cpu = 1;
@@ -1060,6 +1250,8 @@ struct got {
     int http_status;
     char reason[256];
     uint32_t ncontainers, nstats, bad;
+    uint32_t failed;
+    struct ecs_poll_get task_get, stats_get;
     struct ecs_task task;       /* taken over from the poll */
     struct ecs_client *free_me; /* freed from inside the callback when calls reaches free_at */
     int free_at;
@@ -1077,6 +1269,9 @@ static void got_cb(void *arg, struct ecs_poll *poll)
     g->ncontainers = poll->task.ncontainers;
     g->nstats = poll->stats.n;
     g->bad = poll->bad_entries;
+    g->failed = poll->failed;
+    g->task_get = poll->task_get;
+    g->stats_get = poll->stats_get;
     ecs_task_free(&g->task);
     g->task = poll->task; /* ownership taken by zeroing */
     memset(&poll->task, 0, sizeof poll->task);
@@ -1127,6 +1322,10 @@ static void test_client_ok(void)
     rmr_fakehost_advance(fh, 0);
     IS_INT(g.calls, 1, "client: cb once when both are done");
     IS_INT(g.error, 0, "client: no error");
+    IS_UINT(g.failed, 0, "client: nothing failed");
+    IS_INT(g.task_get.error + g.stats_get.error, 0, "client: both GETs fine");
+    IS_INT(g.task_get.http_status, 200, "client: /task answered 200");
+    IS_INT(g.stats_get.http_status, 200, "client: /task/stats answered 200");
     IS_STR(g.reason, "", "client: no reason");
     IS_UINT(g.ncontainers, 2, "client: task parsed");
     IS_UINT(g.nstats, 2, "client: stats parsed");
@@ -1155,7 +1354,6 @@ static void test_client_errors(void)
     rmr_instance_t *ins = ti_make(fh);
     struct ecs_client *c = ecs_client_new(ins, BASE, 2000);
     struct got g;
-    char path[1024];
     memset(&g, 0, sizeof g);
     serve_fixtures(fh);
 
@@ -1166,7 +1364,12 @@ static void test_client_errors(void)
     IS_INT(g.error, RMR_EIO, "client 500: RMR_EIO");
     IS_INT(g.http_status, 500, "client 500: status");
     IS_STR(g.reason, "GET /task/stats: HTTP 500", "client 500: reason");
-    IS_UINT(g.ncontainers, 0, "client 500: no task handed out on error");
+    IS_UINT(g.failed, ECS_POLL_STATS, "client 500: failed says /task/stats alone");
+    IS_INT(g.stats_get.error, RMR_EIO, "client 500: the stats GET's error");
+    IS_INT(g.stats_get.http_status, 500, "client 500: the stats GET's status");
+    IS_INT(g.task_get.error, 0, "client 500: /task went well");
+    IS_UINT(g.ncontainers, 2, "client 500: the good task is still handed out");
+    IS_UINT(g.nstats, 0, "client 500: no stats");
 
     rmr_fakehost_fetch_serve(fh, "GET", STATS_URL, 200, "[]", 2);
     ecs_client_poll(c, got_cb, &g);
@@ -1174,15 +1377,49 @@ static void test_client_errors(void)
     IS_INT(g.error, RMR_EINVAL, "client bad stats: RMR_EINVAL");
     IS_INT(g.http_status, 200, "client bad stats: status 200");
     IS_STR(g.reason, "GET /task/stats: not a JSON object", "client bad stats: reason");
+    IS_UINT(g.failed, ECS_POLL_STATS, "client bad stats: failed says /task/stats");
+    IS_INT(g.stats_get.http_status, 200, "client bad stats: it answered 200");
 
-    snprintf(path, sizeof path, "%s/dd_fargate_v4_task_stats_cgroupv1.json", fixtures);
-    rmr_fakehost_fetch_serve_file(fh, "GET", STATS_URL, 200, path);
+    /* A task object without Containers is a task (missing says so), not a failure. */
+    serve_fixtures(fh);
     rmr_fakehost_fetch_serve(fh, "GET", TASK_URL, 200, "{\"TaskARN\":\"x\"}", 15);
     ecs_client_poll(c, got_cb, &g);
     rmr_fakehost_advance(fh, 0);
+    IS_INT(g.error, 0, "client task without Containers: no error");
+    IS_UINT(g.failed, 0, "client task without Containers: nothing failed");
+    IS_UINT(g.task.missing, ECS_TASK_MISSING_CLUSTER | ECS_TASK_MISSING_CONTAINERS,
+            "client task without Containers: handed out, saying what it lacks");
+    IS_UINT(g.nstats, 2, "client task without Containers: stats too");
+
+    rmr_fakehost_fetch_serve(fh, "GET", TASK_URL, 200, "[1]", 3);
+    ecs_client_poll(c, got_cb, &g);
+    rmr_fakehost_advance(fh, 0);
     IS_INT(g.error, RMR_EINVAL, "client bad task: RMR_EINVAL");
-    IS_STR(g.reason, "GET /task: no \"Containers\" array", "client bad task: reason");
-    IS_UINT(g.nstats, 0, "client bad task: stats not handed out either");
+    IS_STR(g.reason, "GET /task: not a JSON object", "client bad task: reason");
+    IS_UINT(g.failed, ECS_POLL_TASK, "client bad task: failed says /task");
+    IS_INT(g.task_get.http_status, 200, "client bad task: it answered 200");
+    IS_UINT(g.ncontainers, 0, "client bad task: no task");
+    IS_UINT(g.nstats, 2, "client bad task: the good stats are still handed out");
+
+    /* The stats fail first (500 at once), /task later (its timeout): /task's failure is the
+     * poll's error whatever the order, and both are told. */
+    rmr_fakehost_fetch_serve(fh, "GET", STATS_URL, 500, "oops", 4);
+    rmr_fakehost_fetch_serve_error(fh, "GET", TASK_URL, RMR_ETIMEDOUT);
+    int before = g.calls;
+    ecs_client_poll(c, got_cb, &g);
+    rmr_fakehost_advance(fh, 0);
+    IS_INT(g.calls, before, "client both: the stats answered, the poll waits for /task");
+    rmr_fakehost_advance(fh, 2000);
+    IS_INT(g.calls, before + 1, "client both: cb once");
+    IS_UINT(g.failed, ECS_POLL_TASK | ECS_POLL_STATS, "client both: both failed");
+    IS_INT(g.error, RMR_ETIMEDOUT, "client both: /task's error, though the stats failed first");
+    IS_INT(g.http_status, 0, "client both: /task's status (none)");
+    IS_INT(g.task_get.error, RMR_ETIMEDOUT, "client both: task GET timed out");
+    IS_INT(g.stats_get.error, RMR_EIO, "client both: stats GET got a 500");
+    IS_INT(g.stats_get.http_status, 500, "client both: stats status");
+    IS_STR(g.reason, "GET /task: timed out; GET /task/stats: HTTP 500",
+           "client both: the reason tells both, /task first");
+    serve_fixtures(fh);
 
     rmr_fakehost_fetch_serve_error(fh, "GET", TASK_URL, RMR_ECONNREFUSED);
     ecs_client_poll(c, got_cb, &g);
@@ -1200,6 +1437,8 @@ static void test_client_errors(void)
     IS_INT(g.calls, calls + 1, "client timeout: cb at the deadline");
     IS_INT(g.error, RMR_ETIMEDOUT, "client timeout: RMR_ETIMEDOUT");
     IS_STR(g.reason, "GET /task: timed out", "client timeout: reason");
+    IS_UINT(g.failed, ECS_POLL_TASK, "client timeout: only /task failed");
+    IS_UINT(g.nstats, 2, "client timeout: the stats that answered are handed out");
 
     ecs_client_free(c);
     ecs_task_free(&g.task);
@@ -1246,7 +1485,8 @@ static void test_client_free_in_flight(void)
     IS_INT(g.calls, 0, "held: the freed client's cb never ran");
     IS_INT(g2.calls, 1, "held: the live client's cb ran once");
     IS_INT(g2.error, RMR_ECANCELED, "held: with RMR_ECANCELED");
-    IS_STR(g2.reason, "GET /task: cancelled", "held: reason");
+    IS_STR(g2.reason, "GET /task: cancelled; GET /task/stats: cancelled", "held: reason");
+    IS_UINT(g2.failed, ECS_POLL_TASK | ECS_POLL_STATS, "held: both cancelled");
 
     /* After the stop the host refuses fetches: poll fails, cb never runs. */
     IS_INT(ecs_client_poll(c2, got_cb, &g2), RMR_ESTOPPED, "stopped: poll refused");
@@ -1329,16 +1569,6 @@ static void test_bad_input(void)
         "{\"a\":tru\x80"
         "e}",
     };
-    static const char *const bad_task[] = {
-        "{}",
-        "{\"TaskARN\":1,\"Containers\":[]}",
-        "{\"TaskARN\":null,\"Containers\":[]}",
-        "{\"TaskARN\":\"a\"}",
-        "{\"TaskARN\":\"a\",\"Containers\":{}}",
-        "{\"TaskARN\":\"a\",\"Containers\":\"None\"}",
-        "{\"TaskARN\":\"a\",\"Containers\":null}",
-        "{\"Containers\":[]}",
-    };
     char name[160], err[256];
     for (size_t i = 0; i < sizeof bad_both / sizeof bad_both[0]; i++) {
         size_t n = strlen(bad_both[i]);
@@ -1364,18 +1594,11 @@ static void test_bad_input(void)
         OK(s.n == 0 && s.v == NULL && nbad == 0, "bad input: stats empty");
         free(buf);
     }
-    for (size_t i = 0; i < sizeof bad_task / sizeof bad_task[0]; i++) {
-        struct ecs_task t;
-        snprintf(name, sizeof name, "bad task %zu: RMR_EINVAL", i);
-        IS_INT(ecs_task_parse(bad_task[i], strlen(bad_task[i]), &t, err, sizeof err), RMR_EINVAL,
-               name);
-    }
+    /* Objects without the anchors are not bad input any more: test_task_missing(). */
     struct ecs_task t;
     struct ecs_stats_set s;
     ecs_task_parse("[]", 2, &t, err, sizeof err);
     IS_STR(err, "not a JSON object", "bad input: array reason");
-    ecs_task_parse("{\"Containers\":[]}", 17, &t, err, sizeof err);
-    IS_STR(err, "no \"TaskARN\" string", "bad input: no TaskARN reason");
     ecs_stats_parse("{\"a\":", 5, &s, NULL, err, sizeof err);
     CONTAINS(err, "not JSON: ", "bad input: truncated reason");
     IS_INT(ecs_stats_parse(NULL, 0, &s, NULL, NULL, 0), RMR_EINVAL, "bad input: NULL body, no err");
@@ -1519,10 +1742,12 @@ int main(int argc, char **argv)
     test_task_ec2();
     test_task_container_doc();
     test_task_edges();
+    test_task_missing();
     test_stats_v1();
     test_stats_v2();
     test_stats_ec2();
     test_stats_edges();
+    test_cpu_idle();
     test_rates();
     test_mem_limit();
     test_formula_guards();
