@@ -22,6 +22,9 @@ static void use_task(const struct ecs_task *t)
 {
     struct rmr_tag tags[ECS_TASK_TAGS_MAX];
     char buf[512], name[256], short_name[128], tag[128];
+    ecs_task_missing_text(t->missing, buf, sizeof buf);
+    if (memchr(buf, '\0', sizeof buf) == NULL)
+        abort();
     check_tags(tags, ecs_task_tags(t, tags, ECS_TASK_TAGS_MAX), ECS_TASK_TAGS_MAX);
     for (uint32_t i = 0; i < t->ncontainers; i++) {
         const struct ecs_container *c = &t->containers[i];
@@ -46,6 +49,8 @@ static void use_stats(const struct ecs_stats_set *set)
         const struct ecs_stats *p = i > 0 ? &set->v[i - 1] : s;
         (void)ecs_cpu_percent(s, &a);
         (void)ecs_cpu_fraction(s, &a, &b);
+        (void)ecs_cpu_user_fraction(s, &a, &b);
+        (void)ecs_cpu_kernel_fraction(s, &a, &b);
         if (ecs_working_set(s) > s->mem_usage)
             abort();
         (void)ecs_mem_limit(s, NULL, NULL);
