@@ -339,12 +339,12 @@ struct rmr_dgram {
 };
 #define RMR_DGRAM_TRUNCATED 0x1u
 
-/* Called with datagrams: on the loop thread, or with RMR_DGRAM_OWN_THREAD on the listener's
- * reader thread, where only the batch functions, the clocks and rmr_emit() may be used. */
 /* Called by rmr_tagger_lookup() with an entity's tags, sorted by key and value; borrowed for
  * the duration of the call. */
 typedef void (*rmr_tagger_cb)(void *arg, const struct rmr_tag *tags, uint32_t ntags);
 
+/* Called with datagrams: on the loop thread, or with RMR_DGRAM_OWN_THREAD on the listener's
+ * reader thread, where only the batch functions, the clocks and rmr_emit() may be used. */
 typedef void (*rmr_dgram_cb)(rmr_instance_t *ins, void *arg, const struct rmr_dgram *msgs,
                              uint32_t count);
 
