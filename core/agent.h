@@ -203,7 +203,9 @@ int host_net_start(struct agent *a);
 /* The agent's HTTP client, created on first use; NULL when it cannot be (logged). */
 struct httpc *host_http_client(struct agent *a);
 /* Pauses (on = 1) or resumes the datagram sockets of every input: back-pressure from an
- * output with when_full = block; the kernel buffers, then drops (counted). */
+ * output with when_full = block; the kernel buffers, then drops (counted). It never waits for
+ * a reader thread (dgram_pause_nowait()): it runs inside an emit, which an input may make
+ * while holding the lock its reader callback waits for. */
 void host_net_pause_inputs(struct agent *a, int on);
 void host_net_release_instance(struct rmr_instance *ins);
 void host_net_stop(struct agent *a);

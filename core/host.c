@@ -257,6 +257,12 @@ static void report_dgram(void *arg, struct rmr_instance *ins, const char *addres
     report(r->cb, r->arg, ins, "dgram_truncated", address, NULL, (double)st->truncated, 0);
     report(r->cb, r->arg, ins, "dgram_kernel_drops", address, NULL, (double)st->kernel_drops, 0);
     report(r->cb, r->arg, ins, "dgram_rcvbuf_bytes", address, NULL, (double)st->rcvbuf_granted, 1);
+    if (!st->stream)
+        return;
+    report(r->cb, r->arg, ins, "dgram_connections", address, NULL, (double)st->connections, 1);
+    report(r->cb, r->arg, ins, "dgram_connections_refused", address, NULL,
+           (double)st->connections_refused, 0);
+    report(r->cb, r->arg, ins, "dgram_frame_errors", address, NULL, (double)st->frame_errors, 0);
 }
 
 void instance_stats(struct rmr_instance *ins, rmr_stats_cb cb, void *arg)

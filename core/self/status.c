@@ -317,6 +317,11 @@ static const char *family_help(const char *family)
         {"remora_dgram_truncated_total", "Datagrams longer than the listener's buffer."},
         {"remora_dgram_kernel_drops_total", "Datagrams the kernel dropped for the socket."},
         {"remora_dgram_rcvbuf_bytes", "Receive buffer the kernel granted the socket."},
+        {"remora_dgram_connections", "Connections open on a unixstream listener."},
+        {"remora_dgram_connections_refused_total",
+         "Connections a unixstream listener closed at once: too many were open."},
+        {"remora_dgram_frame_errors_total",
+         "Connections closed for a frame over the size limit, and frames cut short."},
     };
     for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
         if (strcmp(helps[i].family, family) == 0)

@@ -763,13 +763,18 @@ static int http_address(uint32_t *next_port, const char *address, char out[FH_AD
  * text in *out. Port 0 as for http_address(); *any_port tells it was 0. */
 static int dgram_address_of(uint32_t *next_port, const char *address, char **out, int *any_port)
 {
-    static const char udp[] = "udp://", unx[] = "unix://";
+    static const char udp[] = "udp://", unx[] = "unix://", unxs[] = "unixstream://";
     *out = NULL;
     *any_port = 0;
     if (address == NULL || address[0] == '\0')
         return RMR_EINVAL;
-    if (strncmp(address, unx, sizeof unx - 1) == 0) {
-        if (address[sizeof unx - 1] == '\0')
+    size_t prefix = 0;
+    if (strncmp(address, unx, sizeof unx - 1) == 0)
+        prefix = sizeof unx - 1;
+    else if (strncmp(address, unxs, sizeof unxs - 1) == 0)
+        prefix = sizeof unxs - 1;
+    if (prefix > 0) {
+        if (address[prefix] == '\0')
             return RMR_EINVAL;
         *out = strdup(address);
         return *out != NULL ? 0 : RMR_ENOMEM;

@@ -242,9 +242,11 @@ void rmr_fakehost_set_fetch_responder(struct rmr_fakehost *fh, rmr_fakehost_fetc
 
 /* Sends datagrams to the listener at address (NULL: the only one open; else the address as
  * the plugin gave it or as rmr_dgram_address() reports it) and calls its callback before
- * returning, with arrays of at most the spec's batch datagrams (0: 32). msgs[i].flags are
- * ignored: a datagram longer than the spec's max_datagram (0: 65535) arrives cut to that
- * length with RMR_DGRAM_TRUNCATED. Each datagram reaches the plugin in a buffer of exactly
+ * returning, with arrays of at most the spec's batch datagrams (0: 32). A unixstream://
+ * listener gets each datagram as one message, as the agent delivers a length-prefixed frame
+ * (pass the message, not the prefix; the framing itself is core/net/dgram's, tested there).
+ * msgs[i].flags are ignored: a datagram longer than the spec's max_datagram (0: 65535) arrives cut
+ * to that length with RMR_DGRAM_TRUNCATED. Each datagram reaches the plugin in a buffer of exactly
  * its length, not NUL-ended (address sanitizers catch reads past it). Datagrams left when the
  * callback closed the listener are dropped, as the kernel would. msgs are borrowed for the
  * call. Errors (no callback ran): RMR_ENOENT (no such listener), RMR_EINVAL (address NULL

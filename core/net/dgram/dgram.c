@@ -16,8 +16,15 @@
  * pause and close wait until the reader has acknowledged, so the callback never runs after
  * either returns. When datagrams arrive faster than one per wake-up but the last call did not
  * fill the batch, the reader lingers (see linger_ns()) so that it wakes once per batch instead
- * of once per datagram: wake-ups, not copies, are what a fast reader spends its CPU on. */
+ * of once per datagram: wake-ups, not copies, are what a fast reader spends its CPU on.
+ *
+ * Stream mode (unixstream://): the uv_poll_t watches the listening socket and accepts; each
+ * connection has a uv_poll_t and a buffer of max_datagram + 4 bytes, the most one frame
+ * needs. A read appends to the buffer; every complete frame in it is handed over (pointing
+ * into the buffer, in arrays of at most batch), then the partial frame left, if any, moves to
+ * the front. A frame never needs more than the buffer, so a read always has room. */
 #include "net/dgram/dgram.h"
+#include "net/dgram/frame.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -66,7 +73,8 @@
  * payload rounded up, often to twice its size) plus some 768 bytes of bookkeeping. */
 #define LINGER_TRUESIZE(len) (2 * (len) + 768)
 #define RATE_WINDOW_NS       (50 * 1000 * 1000)
-#define ADDRESS_TEXT_SIZE    (sizeof "unix://" + sizeof(((struct sockaddr_un *)0)->sun_path))
+#define ADDRESS_TEXT_SIZE    (sizeof "unixstream://" + sizeof(((struct sockaddr_un *)0)->sun_path))
+#define FRAME_HEADER         DGRAM_FRAME_HEADER
 
 enum reader_state { READER_RUNNING, READER_PAUSED, READER_STOPPING };
 
@@ -75,6 +83,19 @@ union sockaddr_any {
     struct sockaddr_in in;
     struct sockaddr_in6 in6;
     struct sockaddr_un un;
+};
+
+struct dgram;
+
+/* One accepted unixstream connection (loop thread only). */
+struct stream_conn {
+    uv_poll_t poll;
+    struct dgram *d;
+    struct stream_conn *next;
+    int fd;
+    int polling;
+    char *buf; /* max_datagram + FRAME_HEADER bytes */
+    uint32_t fill;
 };
 
 struct dgram {
@@ -88,6 +109,8 @@ struct dgram {
     int closing;        /* loop mode: dgram_close() ran, maybe from inside the callback */
     int capped;         /* the kernel granted less receive buffer than asked */
     int unix_bound;     /* the socket file is ours to remove */
+    int stream;         /* unixstream://: d->fd listens, connections in conns */
+    size_t path_at;     /* where the socket path starts in address (Unix sockets) */
     uint32_t unix_qlen; /* net.unix.max_dgram_qlen: the queue bound of a Unix socket */
     dev_t unix_dev;
     ino_t unix_ino;
@@ -122,6 +145,12 @@ struct dgram {
     uint64_t truncated;
     uint64_t recv_calls;
     uint64_t rcvbuf_granted;
+    /* Stream mode (loop thread only). */
+    struct stream_conn *conns;
+    uint32_t nconns;
+    uint64_t conns_refused;
+    uint64_t frame_errors;
+
     /* Kernel drops (loop thread only): sk_drops is 32 bits wide, so deltas are accumulated. */
     uint32_t drops_raw;
     uint64_t drops_total;
@@ -262,27 +291,39 @@ bad_host:
              address, host);
     return RMR_EINVAL;
 bad_form:
-    snprintf(err, errlen, "cannot listen on '%s': expected udp://HOST:PORT or unix:///PATH",
+    snprintf(err, errlen,
+             "cannot listen on '%s': expected udp://HOST:PORT, unix:///PATH or "
+             "unixstream:///PATH",
              address);
     return RMR_EINVAL;
 }
 
-static int parse_address(const char *address, union sockaddr_any *sa, socklen_t *salen, char *err,
-                         size_t errlen)
+/* *stream is set to 1 for unixstream://, *path_at to where a Unix path starts in address. */
+static int parse_address(const char *address, union sockaddr_any *sa, socklen_t *salen, int *stream,
+                         size_t *path_at, char *err, size_t errlen)
 {
-    static const char udp[] = "udp://", unx[] = "unix://";
+    static const char udp[] = "udp://", unx[] = "unix://", unxs[] = "unixstream://";
+    *stream = 0;
+    *path_at = 0;
     if (address == NULL || address[0] == '\0') {
         snprintf(err, errlen,
-                 "cannot listen: no address (expected udp://HOST:PORT or "
-                 "unix:///PATH)");
+                 "cannot listen: no address (expected udp://HOST:PORT, unix:///PATH or "
+                 "unixstream:///PATH)");
         return RMR_EINVAL;
     }
     if (strnlen(address, 4096) == 4096) {
         snprintf(err, errlen, "cannot listen on '%.64s...': the address is too long", address);
         return RMR_EINVAL;
     }
-    if (strncmp(address, unx, sizeof unx - 1) == 0) {
-        const char *path = address + sizeof unx - 1;
+    size_t prefix = 0;
+    if (strncmp(address, unx, sizeof unx - 1) == 0)
+        prefix = sizeof unx - 1;
+    else if (strncmp(address, unxs, sizeof unxs - 1) == 0)
+        prefix = sizeof unxs - 1;
+    if (prefix > 0) {
+        *stream = prefix == sizeof unxs - 1;
+        *path_at = prefix;
+        const char *path = address + prefix;
         size_t len = strlen(path);
         memset(sa, 0, sizeof *sa);
         if (len == 0) {
@@ -305,7 +346,8 @@ static int parse_address(const char *address, union sockaddr_any *sa, socklen_t 
     if (strncmp(address, udp, sizeof udp - 1) == 0) {
         hostport = address + sizeof udp - 1;
     } else if (strstr(address, "://") != NULL) {
-        snprintf(err, errlen, "cannot listen on '%s': the scheme must be udp:// or unix://",
+        snprintf(err, errlen,
+                 "cannot listen on '%s': the scheme must be udp://, unix:// or unixstream://",
                  address);
         return RMR_EINVAL;
     }
@@ -773,6 +815,189 @@ static void stop_thread(struct dgram *d)
     pthread_mutex_destroy(&d->mu);
 }
 
+/* Stream mode (unixstream://). Everything here runs on the loop thread. */
+
+static void on_conn_closed(uv_handle_t *handle)
+{
+    struct stream_conn *c = handle->data;
+    free(c->buf);
+    free(c);
+}
+
+/* Closes one connection: its fd at once, its struct once libuv lets go of the handle (the
+ * caller may be inside on_conn_readable() for it). */
+static void conn_close(struct stream_conn *c)
+{
+    struct dgram *d = c->d;
+    for (struct stream_conn **pp = &d->conns; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    d->nconns--;
+    if (c->polling)
+        uv_poll_stop(&c->poll);
+    c->polling = 0;
+    close(c->fd);
+    c->fd = -1;
+    uv_close((uv_handle_t *)&c->poll, on_conn_closed);
+}
+
+/* Hands count frames to the callback. Returns 1 when the callback closed the listener. */
+static int deliver(struct dgram *d, uint32_t count, uint64_t bytes)
+{
+    add_relaxed(&d->packets, count);
+    add_relaxed(&d->bytes, bytes);
+    d->cb(d->arg, d->msgs, count);
+    return d->closing;
+}
+
+/* Hands over every complete frame in c's buffer and keeps the partial one. Returns 1 when the
+ * connection is gone (a bad length closed it, or the callback closed the listener). */
+static int take_frames(struct stream_conn *c)
+{
+    struct dgram *d = c->d;
+    uint32_t off = 0, count = 0;
+    uint64_t bytes = 0;
+    for (;;) {
+        uint32_t len = 0;
+        int rc = dgram_frame_next(c->buf + off, c->fill - off, d->max_datagram, &len);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            /* The rest of the stream cannot be framed any more: drop the connection. The
+             * frames before it are good and still go. */
+            d->frame_errors++;
+            log_write(RMR_LOG_WARN, SUBJECT,
+                      "closing a connection to '%s': a frame is longer than the %u bytes "
+                      "allowed (or the client does not prefix messages with their length)",
+                      d->address, d->max_datagram);
+            if (count > 0 && deliver(d, count, bytes))
+                return 1;
+            conn_close(c);
+            return 1;
+        }
+        if (len > 0) {
+            d->msgs[count].data = c->buf + off + FRAME_HEADER;
+            d->msgs[count].len = len;
+            d->msgs[count].flags = 0;
+            count++;
+            bytes += len;
+        }
+        off += FRAME_HEADER + len;
+        if (count == d->batch) {
+            if (deliver(d, count, bytes))
+                return 1;
+            count = 0;
+            bytes = 0;
+        }
+    }
+    if (count > 0 && deliver(d, count, bytes))
+        return 1;
+    if (off > 0) {
+        memmove(c->buf, c->buf + off, c->fill - off);
+        c->fill -= off;
+    }
+    return 0;
+}
+
+static void on_conn_readable(uv_poll_t *handle, int status, int events)
+{
+    (void)events;
+    struct stream_conn *c = handle->data;
+    struct dgram *d = c->d;
+    size_t cap = (size_t)d->max_datagram + FRAME_HEADER;
+    if (status < 0) {
+        log_write(RMR_LOG_WARN, SUBJECT, "closing a connection to '%s': %s", d->address,
+                  uv_strerror(status));
+        conn_close(c);
+        return;
+    }
+    for (int i = 0; i < WAKE_BUDGET && !d->closing && !d->paused; i++) {
+        size_t room = cap - c->fill;
+        ssize_t n;
+        do {
+            n = read(c->fd, c->buf + c->fill, room);
+        } while (n < 0 && errno == EINTR);
+        add_relaxed(&d->recv_calls, 1);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            /* The peer closed (or reset): what is left is a frame it never finished. */
+            if (c->fill > 0)
+                d->frame_errors++;
+            conn_close(c);
+            return;
+        }
+        c->fill += (uint32_t)n;
+        if (take_frames(c))
+            return;
+        if ((size_t)n < room)
+            return; /* drained: poll says when there is more */
+    }
+}
+
+static void on_accept(uv_poll_t *handle, int status, int events)
+{
+    (void)events;
+    struct dgram *d = handle->data;
+    if (status < 0) {
+        log_write(RMR_LOG_ERROR, SUBJECT, "cannot poll '%s': %s", d->address, uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < WAKE_BUDGET && !d->closing; i++) {
+        int fd = accept4(d->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED)
+                continue;
+            if (e != EAGAIN && e != EWOULDBLOCK)
+                log_write(RMR_LOG_ERROR, SUBJECT, "cannot accept on '%s': %s", d->address,
+                          uv_strerror(-e));
+            return;
+        }
+        if (d->nconns >= DGRAM_STREAM_MAX_CONNS) {
+            close(fd);
+            d->conns_refused++;
+            log_write(RMR_LOG_WARN, SUBJECT,
+                      "refusing a connection to '%s': %u connections are open already", d->address,
+                      DGRAM_STREAM_MAX_CONNS);
+            continue;
+        }
+        struct stream_conn *c = calloc(1, sizeof *c);
+        char *buf = malloc((size_t)d->max_datagram + FRAME_HEADER);
+        if (c == NULL || buf == NULL || uv_poll_init(d->loop, &c->poll, fd) != 0) {
+            free(buf);
+            free(c);
+            close(fd);
+            log_write(RMR_LOG_ERROR, SUBJECT, "refusing a connection to '%s': out of memory",
+                      d->address);
+            continue;
+        }
+        c->poll.data = c;
+        c->d = d;
+        c->fd = fd;
+        c->buf = buf;
+        c->next = d->conns;
+        d->conns = c;
+        d->nconns++;
+        if (!d->paused && uv_poll_start(&c->poll, UV_READABLE, on_conn_readable) == 0)
+            c->polling = 1;
+    }
+}
+
+static void conns_poll(struct dgram *d, int on)
+{
+    for (struct stream_conn *c = d->conns; c != NULL; c = c->next) {
+        if (on && !c->polling && uv_poll_start(&c->poll, UV_READABLE, on_conn_readable) == 0)
+            c->polling = 1;
+        else if (!on && c->polling) {
+            uv_poll_stop(&c->poll);
+            c->polling = 0;
+        }
+    }
+}
+
 /* Lifecycle. */
 
 /* A Unix datagram socket queues at most net.unix.max_dgram_qlen datagrams (copied into the
@@ -808,7 +1033,7 @@ static void release(struct dgram *d)
     d->fd = -1;
     if (d->unix_bound) {
         /* Only our own socket file: another listener may have replaced it since. */
-        const char *path = d->address + sizeof "unix://" - 1;
+        const char *path = d->address + d->path_at;
         struct stat st;
         if (lstat(path, &st) == 0 && st.st_dev == d->unix_dev && st.st_ino == d->unix_ino)
             unlink(path);
@@ -831,6 +1056,11 @@ static void on_poll_closed(uv_handle_t *handle)
 
 static int alloc_area(struct dgram *d)
 {
+    if (d->stream) {
+        /* Frames point into the connections' buffers: only the array is needed. */
+        d->msgs = calloc(d->batch, sizeof *d->msgs);
+        return d->msgs != NULL ? 0 : RMR_ENOMEM;
+    }
     size_t area = (size_t)d->batch * d->max_datagram;
     d->area = malloc(area);
     d->hdrs = calloc(d->batch, sizeof *d->hdrs);
@@ -860,9 +1090,16 @@ int dgram_open(uv_loop_t *loop, const struct dgram_opts *opts, dgram_cb cb, void
 
     union sockaddr_any sa;
     socklen_t salen = 0;
-    int rc = parse_address(opts->address, &sa, &salen, err, errlen);
+    int stream;
+    size_t path_at;
+    int rc = parse_address(opts->address, &sa, &salen, &stream, &path_at, err, errlen);
     if (rc < 0)
         return rc;
+    if (stream && loop == NULL) {
+        snprintf(err, errlen, "cannot listen on '%s': a stream listener reads on the loop",
+                 opts->address);
+        return RMR_EINVAL;
+    }
     uint32_t batch = opts->batch != 0 ? opts->batch : DEFAULT_BATCH;
     uint32_t max_datagram = opts->max_datagram != 0 ? opts->max_datagram : DEFAULT_MAX_DATAGRAM;
     if (batch > MAX_BATCH) {
@@ -892,7 +1129,9 @@ int dgram_open(uv_loop_t *loop, const struct dgram_opts *opts, dgram_cb cb, void
     d->fd = -1;
     d->efd = -1;
     d->family = sa.sa.sa_family;
-    d->own_thread = opts->own_thread != 0;
+    d->stream = stream;
+    d->path_at = path_at;
+    d->own_thread = opts->own_thread != 0 && !stream;
     d->cb = cb;
     d->arg = arg;
     d->batch = batch;
@@ -905,7 +1144,8 @@ int dgram_open(uv_loop_t *loop, const struct dgram_opts *opts, dgram_cb cb, void
         goto fail;
     }
 
-    d->fd = socket(d->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    d->fd =
+        socket(d->family, (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (d->fd < 0) {
         rc = fail_sys(errno, opts->address, NULL, err, errlen);
         goto fail;
@@ -938,10 +1178,15 @@ int dgram_open(uv_loop_t *loop, const struct dgram_opts *opts, dgram_cb cb, void
         if (getsockname(d->fd, &bound.sa, &blen) == 0)
             format_address(d, &bound);
     }
+    /* Accepted stream connections inherit the listening socket's receive buffer. */
     if (opts->rcvbuf_bytes != 0)
         set_rcvbuf(d, opts->rcvbuf_bytes);
     else
         d->rcvbuf_granted = get_rcvbuf(d->fd);
+    if (stream && listen(d->fd, SOMAXCONN) != 0) {
+        rc = fail_sys(errno, opts->address, NULL, err, errlen);
+        goto fail;
+    }
     refresh_drops(d); /* a baseline; a fresh socket has dropped nothing */
     d->drops_total = 0;
 
@@ -957,7 +1202,7 @@ int dgram_open(uv_loop_t *loop, const struct dgram_opts *opts, dgram_cb cb, void
             goto fail;
         }
         d->poll.data = d;
-        rc = uv_poll_start(&d->poll, UV_READABLE, on_readable);
+        rc = uv_poll_start(&d->poll, UV_READABLE, stream ? on_accept : on_readable);
         if (rc < 0) {
             snprintf(err, errlen, "cannot listen on '%s': %s", d->address, uv_strerror(rc));
             release(d);
@@ -994,21 +1239,45 @@ void dgram_stats(struct dgram *d, struct dgram_stats *out)
     out->kernel_drops = d->drops_total;
     out->recv_calls = load_relaxed(&d->recv_calls);
     out->rcvbuf_granted = d->rcvbuf_granted;
+    out->stream = d->stream;
+    out->connections = d->nconns;
+    out->connections_refused = d->conns_refused;
+    out->frame_errors = d->frame_errors;
 }
 
-void dgram_pause(struct dgram *d)
+/* Sets the paused state; in own-thread mode returns without waiting for the reader (1), for
+ * the caller to wait or not. */
+static int pause_state(struct dgram *d)
 {
     if (d->paused || d->closing)
-        return;
+        return 0;
     d->paused = 1;
+    if (d->stream) {
+        /* Connections are still accepted (the kernel would queue them anyway); none is read
+         * until resume, so clients block or get EAGAIN once their socket buffer is full. */
+        conns_poll(d, 0);
+        return 0;
+    }
     if (!d->own_thread) {
         uv_poll_stop(&d->poll);
         d->polling = 0;
-        return;
+        return 0;
     }
     assert(!pthread_equal(pthread_self(), d->thread));
     set_state(d, READER_PAUSED);
     wake_reader(d);
+    return 1;
+}
+
+void dgram_pause_nowait(struct dgram *d)
+{
+    (void)pause_state(d);
+}
+
+void dgram_pause(struct dgram *d)
+{
+    if (!pause_state(d))
+        return;
     /* Wait for the reader to finish the batch in hand: no callback after this returns. */
     pthread_mutex_lock(&d->mu);
     while (!d->parked)
@@ -1021,6 +1290,10 @@ void dgram_resume(struct dgram *d)
     if (!d->paused || d->closing)
         return;
     d->paused = 0;
+    if (d->stream) {
+        conns_poll(d, 1);
+        return;
+    }
     if (!d->own_thread) {
         if (uv_poll_start(&d->poll, UV_READABLE, on_readable) == 0)
             d->polling = 1;
@@ -1045,6 +1318,8 @@ void dgram_close(struct dgram *d)
     if (d->polling)
         uv_poll_stop(&d->poll);
     d->polling = 0;
+    while (d->conns != NULL)
+        conn_close(d->conns);
     release(d);
     uv_close((uv_handle_t *)&d->poll, on_poll_closed);
 }

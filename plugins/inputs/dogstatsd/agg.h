@@ -54,10 +54,10 @@ enum dsd_mtype {
 const char *dsd_mtype_name(enum dsd_mtype t);
 
 struct dsd_agg_config {
-    uint32_t bucket_s;         /* 10 */
-    uint32_t expiry_s;         /* idle contexts forgotten after this; 300 */
-    uint32_t max_contexts;     /* live contexts; beyond: the sample is dropped and counted */
-    int32_t counts_as_count;   /* 0: counters flushed as RATE sum/interval (Datadog); 1: COUNT */
+    uint32_t bucket_s;       /* 10 */
+    uint32_t expiry_s;       /* idle contexts forgotten after this; 300 */
+    uint32_t max_contexts;   /* live contexts; beyond: the sample is dropped and counted */
+    int32_t counts_as_count; /* 0: counters flushed as RATE sum/interval (Datadog); 1: COUNT */
     /* histogram_aggregates: any of "max", "median", "avg", "count", "min", "sum" (Datadog's
      * defaults: max, median, avg, count); NULL-terminated, borrowed until free. */
     const char *const *aggregates;
@@ -65,6 +65,13 @@ struct dsd_agg_config {
     const double *percentiles;
     uint32_t npercentiles;
     int32_t origin_detection; /* look "|c:" container ids up in the tagger (default 1) */
+    /* Added by the hot path: bytes that histogram samples and set members may hold in all
+     * (0: the default, 4 MiB, about 500,000 samples per bucket; each histogram may take its
+     * fair share). Up to it medians and percentiles are the Agent's, exact. Beyond it a
+     * histogram keeps exact count, sum, avg, min and max, and its median and percentiles come
+     * from a uniform sample of the bucket (reservoir sampling); a set stops adding members.
+     * Both are counted in samples_capped. */
+    uint64_t state_limit_bytes;
 };
 /* Fills cfg with the Datadog Agent's defaults. */
 void dsd_agg_config_default(struct dsd_agg_config *cfg);
@@ -73,12 +80,18 @@ struct dsd_agg_stats {
     uint64_t packets;
     uint64_t metrics[DSD_MTYPE_COUNT]; /* samples accepted by type (a multi-value line: each) */
     uint64_t events, service_checks;
-    uint64_t timestamped;              /* metrics with |T, passed through */
-    uint64_t errors[DSD_E_COUNT];      /* messages refused by reason */
-    uint64_t contexts_live;            /* now */
-    uint64_t contexts_dropped;         /* samples dropped because max_contexts was reached */
+    uint64_t timestamped;         /* metrics with |T, passed through */
+    uint64_t errors[DSD_E_COUNT]; /* messages refused by reason */
+    uint64_t contexts_live;       /* now */
+    uint64_t contexts_dropped;    /* samples dropped because max_contexts was reached */
     uint64_t contexts_expired;
     uint64_t records_flushed;
+    /* Added by the hot path. */
+    uint64_t timestamped_unsupported; /* "|T" on h, ms, s, d: the Agent drops them too */
+    uint64_t values_nonfinite;        /* NaN or Inf values ignored, as the Agent ignores them */
+    uint64_t samples_capped;          /* histogram samples or set members beyond the bounds */
+    uint64_t records_dropped;         /* records the host refused to take into a batch */
+    uint64_t contexts_aliases;        /* now: origin-keyed entries pointing at contexts */
 };
 
 struct dsd_agg;
@@ -101,5 +114,11 @@ int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final);
 
 /* Counters so far (copied). */
 void dsd_agg_stats(const struct dsd_agg *a, struct dsd_agg_stats *out);
+
+/* Added by the hot path: the last refused message, for the glue's rate-limited log line.
+ * Returns its reason (DSD_E_NONE when none was refused yet) and sets *msg and *len to its
+ * first bytes (at most 96, as received: not NUL-terminated, may hold any byte), borrowed until
+ * the next dsd_agg_packet(). */
+enum dsd_error dsd_agg_last_error(const struct dsd_agg *a, const char **msg, size_t *len);
 
 #endif

@@ -349,13 +349,23 @@ typedef void (*rmr_dgram_cb)(rmr_instance_t *ins, void *arg, const struct rmr_dg
                              uint32_t count);
 
 /* The reader runs on a thread of its own, blocked in recvmmsg(), so a busy loop thread never
- * delays reading (for high-rate inputs such as dogstatsd). */
+ * delays reading (for high-rate inputs such as dogstatsd). Its callback may take a lock that
+ * the plugin also holds on the loop thread, even around rmr_emit(): the host never waits on
+ * the loop for a reader to leave its callback, but in rmr_dgram_close() and at the instance's
+ * stop (do not hold that lock there). A unixstream:// listener ignores
+ * it: its callback always runs on the loop thread (so a plugin that reads one transport on a
+ * reader thread and another on the loop guards its state with a lock of its own). */
 #define RMR_DGRAM_OWN_THREAD 0x1u
 
 struct rmr_dgram_spec {
     uint32_t struct_size;
-    uint32_t flags;        /* RMR_DGRAM_* */
-    const char *address;   /* "udp://127.0.0.1:8125", "udp://[::]:8125", "unix:///run/x.sock" */
+    uint32_t flags; /* RMR_DGRAM_* */
+    /* "udp://127.0.0.1:8125", "udp://[::]:8125", "unix:///run/x.sock" (Unix datagrams), or
+     * "unixstream:///run/x.sock": a Unix stream socket whose clients prefix each message with
+     * its length as 4 bytes little-endian (DogStatsD's unixstream); the host accepts the
+     * connections and delivers each message as one datagram. A new scheme is not a new
+     * member, so the ABI minor did not change: a host built before it answers RMR_EINVAL. */
+    const char *address;
     uint64_t rcvbuf_bytes; /* SO_RCVBUF asked for; 0: the kernel default */
     uint32_t max_datagram; /* bytes; 0: 65535 */
     uint32_t batch;        /* datagrams per recvmmsg() call; 0: 32 */
@@ -716,8 +726,11 @@ static inline int rmr_http_fetch(rmr_instance_t *ins, const struct rmr_fetch_spe
 }
 /* Opens a datagram listener; datagrams reach cb in arrays until rmr_dgram_close() or the
  * instance stops. The host counts packets, bytes and the kernel's drops for the socket, and
- * warns when the kernel grants less receive buffer than asked. Errors: RMR_EADDRINUSE,
- * RMR_EINVAL, RMR_EACCES. */
+ * warns when the kernel grants less receive buffer than asked. On a unixstream:// address
+ * each length-prefixed message is one datagram: a length over max_datagram closes that
+ * connection (counted, with a warning), a message cut short by the client closing is dropped
+ * (counted), and cb runs on the loop thread even with RMR_DGRAM_OWN_THREAD. Errors:
+ * RMR_EADDRINUSE, RMR_EINVAL, RMR_EACCES. */
 static inline int rmr_dgram_listen(rmr_instance_t *ins, const struct rmr_dgram_spec *spec,
                                    rmr_dgram_cb cb, void *arg, rmr_dgram_sock_t **out)
 {

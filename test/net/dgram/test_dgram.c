@@ -1,7 +1,10 @@
 /* core/net/dgram: UDP and Unix datagram listeners on the loop and on a reader thread, with
  * real sockets on loopback: delivery in order and in arrays, truncation, pause and resume,
- * close from the loop and from the callback, stale Unix sockets, the kernel's drop counter,
- * and the receive buffer the kernel grants. */
+ * close from the loop and from the callback, a pause that does not wait for a reader blocked
+ * in its callback, stale Unix sockets, the kernel's drop counter, the receive buffer the kernel
+ * grants, and unixstream:// framing (a table of prefixes) and listeners (frames split across
+ * reads, several per read, empty, oversized, cut short by the peer; pause, close from the
+ * callback, the connection limit). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <linux/sock_diag.h>
 
 #include "net/dgram/dgram.h"
+#include "net/dgram/frame.h"
 #include "self/log.h"
 #include "tap.h"
 
@@ -175,8 +179,9 @@ static void bad_addresses(uv_loop_t *loop)
         const char *err;
     } cases[] = {
         {"", 0, RMR_EINVAL, "cannot listen: no address"},
-        {"tcp://127.0.0.1:1", 0, RMR_EINVAL, "the scheme must be udp:// or unix://"},
-        {"udp://127.0.0.1", 0, RMR_EINVAL, "expected udp://HOST:PORT or unix:///PATH"},
+        {"tcp://127.0.0.1:1", 0, RMR_EINVAL, "the scheme must be udp://, unix:// or unixstream://"},
+        {"udp://127.0.0.1", 0, RMR_EINVAL,
+         "expected udp://HOST:PORT, unix:///PATH or unixstream:///PATH"},
         {"udp://127.0.0.1:", 0, RMR_EINVAL, "the port must be a number from 0 to 65535"},
         {"udp://127.0.0.1:65536", 0, RMR_EINVAL, "the port must be a number from 0 to 65535"},
         {"udp://127.0.0.1:-1", 0, RMR_EINVAL, "the port must be a number"},
@@ -190,6 +195,8 @@ static void bad_addresses(uv_loop_t *loop)
         {"udp://999.1.1.1:8125", 0, RMR_EINVAL, "'999.1.1.1' is not an IP address"},
         {"udp://example.com:8125", 0, RMR_EINVAL, "names other than localhost are not looked up"},
         {"unix://", 0, RMR_EINVAL, "no socket path"},
+        {"unixstream://", 0, RMR_EINVAL, "no socket path"},
+        {"unixstream:///x", 2000, RMR_EINVAL, "batch is 2000, at most 1024"},
         {"udp://127.0.0.1:0", 1025, RMR_EINVAL, "batch is 1025, at most 1024"},
         {"udp://192.0.2.1:0", 0, RMR_EINVAL, "address not available"},
     };
@@ -536,6 +543,308 @@ static void unix_sockets(uv_loop_t *loop)
     rmdir(dir);
 }
 
+/* ---- unixstream:// ---------------------------------------------------------------------- */
+
+/* The framing alone, on a table of inputs (the listener's use is below, with sockets). */
+static void frame_table(void)
+{
+    static const struct {
+        const char *name;
+        const char *bytes;
+        size_t len;
+        uint32_t max;
+        int rc;
+        uint32_t frame_len;
+    } cases[] = {
+        {"frame: empty input needs more", "", 0, 64, 0, 0},
+        {"frame: a partial prefix needs more", "\x05\x00\x00", 3, 64, 0, 0},
+        {"frame: a prefix without its bytes needs more",
+         "\x05\x00\x00\x00"
+         "abcd",
+         8, 64, 0, 0},
+        {"frame: a whole frame",
+         "\x05\x00\x00\x00"
+         "abcde",
+         9, 64, 1, 5},
+        {"frame: a whole frame with the next one's start",
+         "\x01\x00\x00\x00"
+         "a\x09",
+         6, 64, 1, 1},
+        {"frame: an empty frame is whole", "\x00\x00\x00\x00", 4, 64, 1, 0},
+        {"frame: exactly max",
+         "\x02\x00\x00\x00"
+         "ab",
+         6, 2, 1, 2},
+        {"frame: over max is refused at once", "\x03\x00\x00\x00", 4, 2, RMR_E2BIG, 0},
+        {"frame: little-endian: 0x0100 is 256", "\x00\x01\x00\x00", 4, 255, RMR_E2BIG, 0},
+        {"frame: the largest length is refused", "\xff\xff\xff\xff", 4, 16u << 20, RMR_E2BIG, 0},
+        {"frame: a big-endian 5 reads as 83886080",
+         "\x00\x00\x00\x05"
+         "abcde",
+         9, 65535, RMR_E2BIG, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t n = 12345;
+        int rc = dgram_frame_next(cases[i].bytes, cases[i].len, cases[i].max, &n);
+        IS_INT(rc, cases[i].rc, cases[i].name);
+        if (rc == 1)
+            IS_UINT(n, cases[i].frame_len, "  of its length");
+        else
+            IS_UINT(n, 12345, "  frame_len untouched");
+    }
+}
+
+static int stream_client(const char *path)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof un) != 0) {
+        printf("# cannot connect to %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Appends one frame (length prefix, little-endian, then the bytes) to buf at *len. */
+static void frame(char *buf, size_t *len, const char *msg, uint32_t claimed)
+{
+    uint32_t n = claimed;
+    buf[*len + 0] = (char)(n & 0xff);
+    buf[*len + 1] = (char)(n >> 8 & 0xff);
+    buf[*len + 2] = (char)(n >> 16 & 0xff);
+    buf[*len + 3] = (char)(n >> 24 & 0xff);
+    memcpy(buf + *len + 4, msg, strlen(msg));
+    *len += 4 + strlen(msg);
+}
+
+static void send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n <= 0) {
+            printf("# send: %s\n", strerror(errno));
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* 1 when the peer has closed fd (read gives EOF or a reset) within timeout_ms of running the
+ * loop. */
+static int peer_closed(uv_loop_t *loop, int fd, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    while (now_ms() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        char c;
+        ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+static void stream_sockets(uv_loop_t *loop)
+{
+    static struct got g;
+    memset(&g, 0, sizeof g);
+    char dir[] = "/tmp/remora-dgram-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        OK(0, "stream: mkdtemp");
+        return;
+    }
+    char path[64], address[96], err[512];
+    snprintf(path, sizeof path, "%s/dsd.stream", dir);
+    snprintf(address, sizeof address, "unixstream://%s", path);
+
+    /* A stale stream socket file: bound and listened on, then its owner went away. */
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    memcpy(un.sun_path, path, strlen(path) + 1);
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(stale, (struct sockaddr *)&un, sizeof un);
+    listen(stale, 1);
+    close(stale);
+
+    mode_t old_umask = umask(077);
+    struct dgram_opts o = {.address = address, .max_datagram = 64, .batch = 4, .own_thread = 1};
+    struct dgram *d = open_ok(loop, &o, on_dgrams, &g);
+    umask(old_umask);
+    OK(d != NULL, "stream: opens, replacing a stale socket file (own_thread is ignored)");
+    if (d == NULL)
+        return;
+    IS_STR(dgram_address(d), address, "stream: the address is the scheme and the path");
+    struct stat st;
+    OK(lstat(path, &st) == 0 && S_ISSOCK(st.st_mode), "stream: the socket exists");
+    IS_INT(st.st_mode & 0777, 0722, "stream: everyone may connect, whatever the umask");
+
+    struct dgram *d2 = NULL;
+    IS_INT(dgram_open(loop, &o, on_dgrams, &g, &d2, err, sizeof err), RMR_EADDRINUSE,
+           "stream: a live stream socket is never replaced");
+    CONTAINS(err, "another process listens on", "  with a sentence");
+
+    int fd = stream_client(path);
+    char buf[4096];
+    size_t len = 0;
+
+    /* One frame dribbled in: the prefix byte by byte, then the message in two parts. */
+    frame(buf, &len, "page.views:1|c", (uint32_t)strlen("page.views:1|c"));
+    for (size_t i = 0; i < len; i++) {
+        send_all(fd, buf + i, 1);
+        run_for(loop, i == 3 || i == 9 ? 20 : 2);
+        if (i + 1 < len && g.n != 0)
+            break;
+    }
+    run_until(loop, &g.n, 1, 2000);
+    OK(g.n == 1 && strcmp(g.data[0], "page.views:1|c") == 0 && g.len[0] == 14,
+       "stream: a frame split across many reads arrives once, whole");
+
+    /* Several frames in one write, with an empty one among them: arrays of at most batch. */
+    memset(&g, 0, sizeof g);
+    len = 0;
+    frame(buf, &len, "a:1|c", 5);
+    frame(buf, &len, "b:2|c", 5);
+    frame(buf, &len, "", 0);
+    frame(buf, &len, "c:3|g", 5);
+    frame(buf, &len, "d:4|h", 5);
+    frame(buf, &len, "e:5|s", 5);
+    frame(buf, &len, "f:6|d", 5);
+    send_all(fd, buf, len);
+    run_until(loop, &g.n, 6, 2000);
+    IS_INT(g.n, 6, "stream: several frames in one read all arrive; the empty one is skipped");
+    OK(strcmp(g.data[0], "a:1|c") == 0 && strcmp(g.data[2], "c:3|g") == 0 &&
+           strcmp(g.data[5], "f:6|d") == 0,
+       "  in order");
+    OK(g.calls == 2 && g.counts[0] == 4 && g.counts[1] == 2, "  in arrays of at most batch (4)");
+
+    /* A frame of exactly max_datagram bytes is fine; the next length beyond it is not. */
+    memset(&g, 0, sizeof g);
+    char big[65];
+    memset(big, 'x', 64);
+    big[64] = '\0';
+    len = 0;
+    frame(buf, &len, big, 64);
+    frame(buf, &len, "ok:1|c", 6);
+    frame(buf, &len, "", 65); /* only the prefix: the length alone is refused */
+    send_all(fd, buf, len);
+    run_until(loop, &g.n, 2, 2000);
+    IS_INT(g.n, 2, "stream: frames before an oversized length still arrive");
+    OK(g.len[0] == 64 && strcmp(g.data[1], "ok:1|c") == 0, "  the 64-byte one whole");
+    OK(peer_closed(loop, fd, 2000), "stream: an oversized length closes that connection");
+    close(fd);
+    struct dgram_stats ds;
+    dgram_stats(d, &ds);
+    IS_UINT(ds.frame_errors, 1, "stream: and counts a frame error");
+    IS_INT(ds.stream, 1, "stream: stats say it is a stream listener");
+    IS_UINT(ds.packets, 1 + 6 + 2, "stream: packets count the frames delivered");
+    IS_UINT(ds.bytes, 14 + 30 + 64 + 6, "stream: bytes count their payload");
+    IS_UINT(ds.kernel_drops, 0, "stream: no kernel drops");
+
+    /* The peer closes in the middle of a frame: the complete frames go, the partial one is
+     * dropped and counted. */
+    memset(&g, 0, sizeof g);
+    fd = stream_client(path);
+    len = 0;
+    frame(buf, &len, "whole:1|c", 9);
+    frame(buf, &len, "cut", 9);
+    send_all(fd, buf, len);
+    close(fd);
+    run_until(loop, &g.n, 1, 2000);
+    run_for(loop, 50);
+    OK(g.n == 1 && strcmp(g.data[0], "whole:1|c") == 0,
+       "stream: on peer close the complete frames arrive");
+    dgram_stats(d, &ds);
+    IS_UINT(ds.frame_errors, 2, "stream: the frame cut short is counted");
+    IS_UINT(ds.connections, 0, "stream: closed connections are gone");
+
+    /* Two clients at once, each with its own reassembly. */
+    memset(&g, 0, sizeof g);
+    int c1 = stream_client(path), c2 = stream_client(path);
+    run_for(loop, 20);
+    dgram_stats(d, &ds);
+    IS_UINT(ds.connections, 2, "stream: connections are counted while open");
+    len = 0;
+    frame(buf, &len, "one:1|c", 7);
+    send_all(c1, buf, 3);
+    len = 0;
+    frame(buf, &len, "two:2|c", 7);
+    send_all(c2, buf, len);
+    run_until(loop, &g.n, 1, 2000);
+    len = 0;
+    frame(buf, &len, "one:1|c", 7);
+    send_all(c1, buf + 3, len - 3);
+    run_until(loop, &g.n, 2, 2000);
+    OK(g.n == 2 && strcmp(g.data[0], "two:2|c") == 0 && strcmp(g.data[1], "one:1|c") == 0,
+       "stream: interleaved clients keep their own partial frames");
+
+    /* Paused: nothing is read; resumed: what waited arrives. */
+    memset(&g, 0, sizeof g);
+    dgram_pause(d);
+    send_all(c1, buf, len);
+    run_for(loop, 50);
+    IS_INT(g.n, 0, "stream: nothing arrives while paused");
+    dgram_resume(d);
+    run_until(loop, &g.n, 1, 2000);
+    IS_INT(g.n, 1, "stream: resumed, it arrives");
+
+    /* Closed from the callback: nothing more is delivered, the file goes. */
+    memset(&g, 0, sizeof g);
+    g.close_in_cb = d;
+    len = 0;
+    for (int i = 0; i < 10; i++)
+        frame(buf, &len, "z:1|c", 5);
+    send_all(c2, buf, len);
+    run_until(loop, &g.n, 1, 2000);
+    run_for(loop, 20);
+    OK(g.calls == 1 && g.n == 4, "stream: closed from the callback, no array follows");
+    OK(lstat(path, &st) != 0 && errno == ENOENT, "stream: close removes the socket file");
+    OK(peer_closed(loop, c1, 1000) && peer_closed(loop, c2, 1000),
+       "stream: close ends every connection");
+    close(c1);
+    close(c2);
+    uv_run(loop, UV_RUN_NOWAIT);
+
+    /* The connection limit. */
+    memset(&g, 0, sizeof g);
+    d = open_ok(loop, &o, on_dgrams, &g);
+    int fds[DGRAM_STREAM_MAX_CONNS + 1];
+    int opened = 0;
+    for (uint32_t i = 0; i <= DGRAM_STREAM_MAX_CONNS; i++) {
+        fds[i] = stream_client(path);
+        if (fds[i] >= 0)
+            opened++;
+        if (i % 32 == 31)
+            run_for(loop, 5);
+    }
+    run_for(loop, 50);
+    dgram_stats(d, &ds);
+    IS_INT(opened, DGRAM_STREAM_MAX_CONNS + 1, "stream: clients beyond the limit connect...");
+    IS_UINT(ds.connections, DGRAM_STREAM_MAX_CONNS, "  but only the limit stays open");
+    IS_UINT(ds.connections_refused, 1, "  and the one beyond is counted");
+    OK(peer_closed(loop, fds[DGRAM_STREAM_MAX_CONNS], 1000), "  and closed");
+    len = 0;
+    frame(buf, &len, "still:1|c", 9);
+    send_all(fds[0], buf, len);
+    run_until(loop, &g.n, 1, 2000);
+    IS_INT(g.n, 1, "stream: the connections kept still work");
+    for (uint32_t i = 0; i <= DGRAM_STREAM_MAX_CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    dgram_close(d);
+    uv_run(loop, UV_RUN_NOWAIT);
+
+    struct dgram_opts none = {.address = address};
+    IS_INT(dgram_open(NULL, &(struct dgram_opts){.address = address, .own_thread = 1}, on_dgrams,
+                      &g, &d2, err, sizeof err),
+           RMR_EINVAL, "stream: refused without a loop");
+    (void)none;
+    rmdir(dir);
+}
+
 /* Own-thread mode: counters shared between the reader, the sender and the test. */
 struct tsink {
     uint64_t packets;
@@ -702,6 +1011,72 @@ static void own_thread(uv_loop_t *loop)
     OK(took < 100, "thread: close of an idle reader is prompt");
     printf("#   took %llu ms\n", (unsigned long long)took);
     (void)loop;
+}
+
+/* pause_nowait: the loop may hold a lock the reader's callback is waiting for (an input that
+ * flushes its aggregates under that lock and emits; the emit pauses inputs for back-pressure).
+ * Pausing must not wait for the reader then. */
+struct gated {
+    pthread_mutex_t gate;
+    int entered;
+    uint64_t packets;
+};
+
+static void on_gated(void *arg, const struct rmr_dgram *msgs, uint32_t count)
+{
+    struct gated *g = arg;
+    (void)msgs;
+    __atomic_store_n(&g->entered, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&g->gate);
+    __atomic_add_fetch(&g->packets, count, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g->gate);
+}
+
+static void *pause_main(void *p)
+{
+    dgram_pause_nowait(p);
+    return NULL;
+}
+
+static void own_thread_pause_nowait(void)
+{
+    static struct gated g;
+    memset(&g, 0, sizeof g);
+    pthread_mutex_init(&g.gate, NULL);
+    struct dgram_opts o = {.address = "udp://127.0.0.1:0", .own_thread = 1};
+    struct dgram *d = open_ok(NULL, &o, on_gated, &g);
+    OK(d != NULL, "pause_nowait: opens");
+    if (d == NULL)
+        return;
+    int fd = client_for(dgram_address(d), 0);
+    pthread_mutex_lock(&g.gate); /* the "loop" holds the lock */
+    send_str(fd, "one");
+    uint64_t end = now_ms() + 2000;
+    while (!__atomic_load_n(&g.entered, __ATOMIC_ACQUIRE) && now_ms() < end)
+        sleep_ms(1);
+    OK(g.entered, "pause_nowait: the reader's callback waits for the lock");
+    pthread_t th;
+    pthread_create(&th, NULL, pause_main, d);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 2;
+    int joined = pthread_timedjoin_np(th, NULL, &deadline) == 0;
+    OK(joined, "pause_nowait: returns while the callback still waits (no deadlock)");
+    pthread_mutex_unlock(&g.gate);
+    if (!joined)
+        pthread_join(th, NULL);
+    wait_for(&g.packets, 1, 2000);
+    IS_UINT(atomic_get(&g.packets), 1, "pause_nowait: the batch in hand completes");
+    sleep_ms(20); /* the reader parks */
+    send_str(fd, "two");
+    sleep_ms(50);
+    IS_UINT(atomic_get(&g.packets), 1, "pause_nowait: then nothing is read while paused");
+    dgram_resume(d);
+    wait_for(&g.packets, 2, 2000);
+    IS_UINT(atomic_get(&g.packets), 2, "pause_nowait: resumed, it arrives");
+    close(fd);
+    dgram_close(d);
+    pthread_mutex_destroy(&g.gate);
 }
 
 static void own_thread_close_under_load(void)
@@ -997,8 +1372,11 @@ int main(void)
     udp_batches(&loop);
     udp_v6_and_names(&loop);
     unix_sockets(&loop);
+    frame_table();
+    stream_sockets(&loop);
     own_thread(&loop);
     own_thread_close_under_load();
+    own_thread_pause_nowait();
     kernel_drops(&loop);
     proc_parser();
     rcvbuf_caps();
