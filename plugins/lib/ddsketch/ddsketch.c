@@ -314,36 +314,53 @@ int ddsketch_merge(struct ddsketch *dst, const struct ddsketch *src)
     return 0;
 }
 
-double ddsketch_quantile(const struct ddsketch *s, double q)
+/* The q-quantile of bins (keys ascending), clamped to [min, max]: shared by a live sketch and
+ * a record's view of one. */
+static double quantile_of(const int32_t *keys, const uint32_t *counts, uint32_t nbins,
+                          int64_t count, double min, double max, double q)
 {
     uint64_t total = 0, run = 0;
     double rank, v;
     uint32_t i;
 
-    if (s->count <= 0 || s->nbins == 0 || isnan(q))
+    if (count <= 0 || nbins == 0 || keys == NULL || counts == NULL || isnan(q))
         return NAN;
     if (q <= 0)
-        return s->min;
+        return min;
     if (q >= 1)
-        return s->max;
+        return max;
     /* The bins' own total: it is count unless a bin saturated. */
-    for (i = 0; i < s->nbins; i++)
-        total += s->counts[i];
+    for (i = 0; i < nbins; i++)
+        total += counts[i];
+    if (total == 0)
+        return NAN;
     /* The agent's rank (sparse.go): round-half-to-even of q (n - 1), 0-based. */
     rank = rint(q * (double)(total - 1));
-    for (i = 0; i < s->nbins; i++) {
-        run += s->counts[i];
+    for (i = 0; i < nbins; i++) {
+        run += counts[i];
         if ((double)run > rank)
             break;
     }
-    if (i == s->nbins)
-        return s->max;
-    v = ddsketch_key_value(s->keys[i]);
-    if (v < s->min)
-        v = s->min;
-    if (v > s->max)
-        v = s->max;
+    if (i == nbins)
+        return max;
+    v = ddsketch_key_value(keys[i]);
+    if (v < min)
+        v = min;
+    if (v > max)
+        v = max;
     return v;
+}
+
+double ddsketch_quantile(const struct ddsketch *s, double q)
+{
+    return quantile_of(s->keys, s->counts, s->nbins, s->count, s->min, s->max, q);
+}
+
+double ddsketch_view_quantile(const struct rmr_sketch *v, double q)
+{
+    if (v == NULL)
+        return NAN;
+    return quantile_of(v->keys, v->counts, v->nbins, v->count, v->min, v->max, q);
 }
 
 void ddsketch_view(const struct ddsketch *s, struct rmr_sketch *out)

@@ -69,6 +69,10 @@ int ddsketch_merge(struct ddsketch *dst, const struct ddsketch *src);
  * collapsed, above the lowest bin). */
 double ddsketch_quantile(const struct ddsketch *s, double q);
 
+/* The same quantile read from a record's sketch (a distribution an output received), for
+ * outputs that cannot ship a sketch and send quantiles instead. NaN when empty. */
+double ddsketch_view_quantile(const struct rmr_sketch *v, double q);
+
 /* Fills a record view of the sketch (struct_size set; keys and counts borrowed from s) for
  * rmr_metric_add() with type RMR_METRIC_DISTRIBUTION, which copies them. */
 void ddsketch_view(const struct ddsketch *s, struct rmr_sketch *out);

@@ -681,6 +681,16 @@ static void test_reset_and_view(void)
     OK(v.struct_size == sizeof v && v.nbins == s.nbins && v.count == s.count && v.min == -1000.0 &&
            v.max == 1999.0 && v.sum == s.sum && v.keys == s.keys && v.counts == s.counts,
        "view: every field, keys and counts borrowed");
+    {
+        int same = 1;
+        const double quants[] = {0, 0.01, 0.25, 0.5, 0.75, 0.95, 0.99, 1};
+        for (size_t i = 0; i < sizeof quants / sizeof quants[0]; i++)
+            same &= ddsketch_view_quantile(&v, quants[i]) == ddsketch_quantile(&s, quants[i]);
+        OK(same, "a record's view gives the sketch's own quantiles");
+        OK(ddsketch_view_quantile(&v, 0.5) > 450 && ddsketch_view_quantile(&v, 0.5) < 560,
+           "and the median of -1000..1999 weighted 1,2 is near 500");
+        OK(isnan(ddsketch_view_quantile(NULL, 0.5)), "no view: NaN");
+    }
 
     ddsketch_reset(&s);
     OK(s.nbins == 0 && s.count == 0 && s.sum == 0 && s.min == 0 && s.max == 0 &&
