@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from proclib import cpu_seconds, peak_rss
 
 
 def args():
@@ -92,18 +93,6 @@ class Sink:
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def run(build, n, comp, per_tick, fail_for):

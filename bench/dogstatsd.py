@@ -57,6 +57,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from proclib import cpu_seconds as proc_cpu, peak_rss
 
 PROGRAM_CPU, SENDER_CPU = "1", "0"
 # Scratch folders on tmpfs: collectd's csv files and netdata's db files cause no disk writeback
@@ -131,18 +132,6 @@ def rcvbuf(port):
     return int(m.group(1)) if m else 0
 
 
-def proc_cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        p = f.read().rsplit(")", 1)[1].split()
-    return (int(p[11]) + int(p[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def cores_busy():
