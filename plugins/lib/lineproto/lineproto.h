@@ -6,7 +6,9 @@
  * Escaping (PROTOCOLS.md 7.5; influxdb1-client models): measurement escapes ',' and ' ';
  * tag keys, tag values and field keys escape ',', '=' and ' '; string field values are quoted
  * with '"' and escape '"' and '\'. Line breaks are not allowed outside string fields: the
- * encoder replaces them with a space (Datakit's rule for tag values). Integers end in 'i';
+ * encoder replaces them with a space (Datakit's rule for tag values). A run of backslashes in a
+ * name right before ',', '=', ' ', '"' or at its end is left out (InfluxDB cannot read it; see
+ * README.md), and a measurement starting with '#' or a tab starts with '_'. Integers end in 'i';
  * unsigned values are written as 'i' (no 'u': Datakit and InfluxDB 1.x refuse it), values above
  * INT64_MAX are dropped and counted; floats carry full precision (shortest round-trip form);
  * NaN and infinities are dropped and counted; booleans are 'true'/'false'. A tag with an empty
@@ -51,6 +53,7 @@ struct lp_drops {
     uint64_t empty_tags;   /* tags with an empty key or value */
     uint64_t no_fields;    /* points not written: no field left */
     uint64_t string_field; /* string fields left out with LP_NO_STRING_FIELDS */
+    uint64_t empty_keys;   /* fields with an empty key (InfluxDB: "missing field key") */
 };
 
 #define LP_NO_STRING_FIELDS 0x1u /* the metric category drops string fields (Datakit) */
