@@ -225,6 +225,55 @@ static int unreserved(unsigned char c)
            c == '_' || c == '.' || c == '~';
 }
 
+/* Narrows [*v, *end) to the selector's part of a secret: "#I" is the I-th non-empty
+ * comma-separated item (trimmed, from 0), "#I?" that item's query (after its first '?', empty
+ * when it has none). Returns 0, or -1 with *why set. */
+static int secret_select(const char *sel, size_t sel_len, const char **v, const char **end,
+                         int *query, const char **why)
+{
+    size_t idx = 0, i = 0;
+    *query = 0;
+    if (sel_len > 0 && sel[sel_len - 1] == '?') {
+        *query = 1;
+        sel_len--;
+    }
+    if (sel_len == 0 || sel_len > 4) {
+        *why = "a placeholder's '#' is not followed by an item number";
+        return -1;
+    }
+    for (; i < sel_len; i++) {
+        if (sel[i] < '0' || sel[i] > '9') {
+            *why = "a placeholder's '#' is not followed by an item number";
+            return -1;
+        }
+        idx = idx * 10 + (size_t)(sel[i] - '0');
+    }
+    const char *p = *v;
+    for (size_t n = 0;;) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma != NULL ? comma : p + strlen(p);
+        const char *b = p;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > b && n++ == idx) {
+            if (*query) {
+                const char *q = memchr(b, '?', (size_t)(e - b));
+                b = q != NULL ? q + 1 : e;
+            }
+            *v = b;
+            *end = e;
+            return 0;
+        }
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    *why = "a placeholder names an item the secret does not have";
+    return -1;
+}
+
 char *delivery_expand(const struct rmr_instance *ins, const char *tmpl, int url_encode,
                       const char **why)
 {
@@ -240,21 +289,38 @@ char *delivery_expand(const struct rmr_instance *ins, const char *tmpl, int url_
         const char *end = strchr(name, '}');
         if (end == NULL)
             break;
-        const char *v = secret_value(ins, name, (size_t)(end - name), why);
+        const char *hash = memchr(name, '#', (size_t)(end - name));
+        const char *name_end = hash != NULL ? hash : end;
+        const char *v = secret_value(ins, name, (size_t)(name_end - name), why);
         if (v == NULL) {
+            dbuf_release(&out);
+            return NULL;
+        }
+        const char *v_end = v + strlen(v);
+        int query = 0;
+        if (hash != NULL &&
+            secret_select(hash + 1, (size_t)(end - hash - 1), &v, &v_end, &query, why) < 0) {
             dbuf_release(&out);
             return NULL;
         }
         if (dbuf_append(&out, s, (size_t)(m - s)) < 0)
             goto nomem;
-        for (const unsigned char *c = (const unsigned char *)v; *c != '\0'; c++) {
+        for (const unsigned char *c = (const unsigned char *)v; c < (const unsigned char *)v_end;
+             c++) {
             char enc[4];
-            if (!url_encode && (*c == '\r' || *c == '\n')) {
+            if ((!url_encode || query) && (*c == '\r' || *c == '\n')) {
                 *why = "a secret holds a line break";
                 dbuf_release(&out);
                 return NULL;
             }
-            if (url_encode && !unreserved(*c)) {
+            /* A query is already encoded: it goes in as it is, but never with a byte that
+             * would end the URL or start a fragment. */
+            if (query && (*c <= ' ' || *c >= 127 || *c == '#')) {
+                *why = "a secret's query holds a space, '#' or a control byte";
+                dbuf_release(&out);
+                return NULL;
+            }
+            if (url_encode && !query && !unreserved(*c)) {
                 snprintf(enc, sizeof enc, "%%%02X", *c);
                 if (dbuf_append(&out, enc, 3) < 0)
                     goto nomem;

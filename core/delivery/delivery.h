@@ -119,7 +119,10 @@ void delivery_release(struct delivery *d);
 /* The default classification of a response (exposed for tests and the SDK docs). */
 int delivery_default_verdict(const struct rmr_response *resp);
 /* Expands "{secret:NAME}" in tmpl with the instance's secret option NAME; url_encode
- * percent-encodes the value. Returns a malloc'd string, or NULL with why set (an unknown or
+ * percent-encodes the value. "{secret:NAME#I}" takes the I-th non-empty comma-separated item
+ * of the value instead (trimmed, from 0), and "{secret:NAME#I?}" that item's query string
+ * (after its first '?'), inserted as it is since it is already URL-encoded (a space, '#' or
+ * control byte in it is refused). Returns a malloc'd string, or NULL with why set (an unknown or
  * non-secret option, a value with CR/LF in a header, no memory). */
 char *delivery_expand(const struct rmr_instance *ins, const char *tmpl, int url_encode,
                       const char **why);

@@ -144,8 +144,47 @@ static void on_wait(uv_timer_t *t)
 {
 }
 
+/* delivery_expand: whole secrets, the I-th item of a list, and an item's query. */
+static void test_expand(void)
+{
+    static const struct rmr_option opts[] = {
+        {.name = "url", .type = RMR_OPT_LIST, .flags = RMR_OPT_SECRET},
+        {.name = "token", .type = RMR_OPT_STRING, .flags = RMR_OPT_SECRET},
+        {.name = "host", .type = RMR_OPT_STRING},
+    };
+    struct cfg_setting settings[] = {
+        {.opt = &opts[0], .text = "http://a:1?token=tkn_a&x=1 , ,https://b/p?token=t%2Fb,http://c"},
+        {.opt = &opts[1], .text = "k 1, k2"},
+        {.opt = &opts[2], .text = "h"},
+    };
+    struct cfg_instance ci = {.settings = settings, .nsettings = 3};
+    struct rmr_instance ins = {.ci = &ci};
+    const char *why = NULL;
+    char *s = delivery_expand(&ins, "x?t={secret:token}", 1, &why);
+    IS_STR(s, "x?t=k%201%2C%20k2", "a whole secret is percent-encoded in a URL");
+    free(s);
+    s = delivery_expand(&ins, "x?t={secret:token#1}&u={secret:token#0}", 1, &why);
+    IS_STR(s, "x?t=k2&u=k%201", "#I takes the I-th item, trimmed");
+    free(s);
+    s = delivery_expand(&ins, "/w?{secret:url#0?}|{secret:url#1?}|{secret:url#2?}.", 1, &why);
+    IS_STR(s, "/w?token=tkn_a&x=1|token=t%2Fb|.", "#I? takes the item's query as it is");
+    free(s);
+    s = delivery_expand(&ins, "H: {secret:url#1}\r\n", 0, &why);
+    IS_STR(s, "H: https://b/p?token=t%2Fb\r\n", "#I in a header, empty items skipped");
+    free(s);
+    OK(delivery_expand(&ins, "{secret:url#3}", 1, &why) == NULL, "an item past the end fails");
+    CONTAINS(why, "item the secret does not have", "and says why");
+    OK(delivery_expand(&ins, "{secret:url#x}", 1, &why) == NULL, "#x is not an item number");
+    OK(delivery_expand(&ins, "{secret:url#}", 1, &why) == NULL, "# alone is refused");
+    OK(delivery_expand(&ins, "{secret:host#0}", 1, &why) == NULL, "a non-secret still fails");
+    CONTAINS(why, "not a secret", "with the reason");
+    settings[1].text = "a?b c";
+    OK(delivery_expand(&ins, "{secret:token#0?}", 1, &why) == NULL, "a query with a space fails");
+}
+
 int main(void)
 {
+    test_expand();
     snprintf(out_path, sizeof out_path, "/tmp/remora-pipeline-%d.out", (int)getpid());
     unlink(out_path);
 
