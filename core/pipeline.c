@@ -58,6 +58,8 @@ int pipeline_payload_commit(rmr_payload_t *p, uint32_t nrecords)
         return RMR_ENOMEM;
     }
     out->headers = payload_take_headers(p);
+    if (flags & RMR_PAYLOAD_LINES)
+        out->nlines = payload_lines(p);
     int rc = payload_seal(p, &out->endpoint, &out->content_type, &out->body, &out->len);
     if (rc < 0) {
         free(out->headers);

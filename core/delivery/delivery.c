@@ -15,6 +15,7 @@
 #include "record/batch.h"
 #include "self/log.h"
 #include "util/buf.h"
+#include "util/payload.h"
 
 /* Rejections are logged at most once per this window, with the count of those not logged. */
 #define REJECT_LOG_MS 10000
@@ -469,6 +470,15 @@ static char **build_headers(const struct delivery *d, const struct payload *p, c
         char *all = delivery_expand(d->ins, p->headers, 0, why);
         if (all == NULL)
             goto fail;
+        if ((p->flags & RMR_PAYLOAD_LINES) && strstr(all, "{lines}") != NULL) {
+            char *counted = headers_with_lines(all, p->nlines);
+            free(all);
+            if (counted == NULL) {
+                *why = "out of memory";
+                goto fail;
+            }
+            all = counted;
+        }
         for (char *line = all, *next; line != NULL && *line != '\0'; line = next) {
             next = strchr(line, '\n');
             size_t len = next != NULL ? (size_t)(next - line) : strlen(line);
@@ -890,7 +900,7 @@ void delivery_release(struct delivery *d)
 /* ---- splitting ------------------------------------------------------------------------------ */
 
 static struct payload *half(const struct payload *p, const unsigned char *body, size_t len,
-                            uint32_t nrecords)
+                            uint32_t nrecords, uint32_t nlines)
 {
     struct payload *h = calloc(1, sizeof *h);
     if (h == NULL)
@@ -902,6 +912,7 @@ static struct payload *half(const struct payload *p, const unsigned char *body, 
     h->record_kind = p->record_kind;
     h->flags = p->flags;
     h->nrecords = nrecords;
+    h->nlines = nlines;
     if (h->endpoint == NULL || (p->content_type && !h->content_type) ||
         (p->headers && !h->headers) ||
         compress_buf(p->compression, body, len, &h->body, &h->len) < 0) {
@@ -943,8 +954,8 @@ int delivery_split(const struct payload *p, struct payload **a, struct payload *
         na = 1;
     if (na >= p->nrecords)
         na = p->nrecords - 1;
-    *a = half(p, raw, cut, na);
-    *b = half(p, raw + cut, rawlen - cut, p->nrecords - na);
+    *a = half(p, raw, cut, na, want);
+    *b = half(p, raw + cut, rawlen - cut, p->nrecords - na, lines - want);
     free(raw);
     if (*a == NULL || *b == NULL) {
         payload_free(*a);

@@ -32,7 +32,7 @@ struct payload {
     unsigned char *body;
     size_t len;
     uint32_t attempts;
-    uint32_t reserved_;
+    uint32_t nlines; /* RMR_PAYLOAD_LINES: lines in the body, for "{lines}" in headers */
 };
 
 void payload_free(struct payload *p);

@@ -1,5 +1,7 @@
 #include "util/payload.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +64,48 @@ void payload_discard(rmr_payload_t *p)
     free(p->content_type);
     free(p->headers);
     free(p);
+}
+
+uint32_t payload_lines(const rmr_payload_t *p)
+{
+    const unsigned char *b = p->body.data;
+    size_t len = p->body.len;
+    uint32_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += b[i] == '\n';
+    if (len > 0 && b[len - 1] != '\n')
+        n++;
+    return n;
+}
+
+char *headers_with_lines(const char *headers, uint32_t nlines)
+{
+    static const char mark[] = "{lines}";
+    if (headers == NULL)
+        return NULL;
+    char num[16];
+    int nlen = snprintf(num, sizeof num, "%" PRIu32, nlines);
+    size_t count = 0;
+    for (const char *s = strstr(headers, mark); s != NULL; s = strstr(s + 1, mark))
+        count++;
+    size_t len = strlen(headers) + count * (size_t)nlen + 1;
+    char *out = malloc(len);
+    if (out == NULL)
+        return NULL;
+    char *o = out;
+    for (const char *s = headers;;) {
+        const char *m = strstr(s, mark);
+        if (m == NULL) {
+            memcpy(o, s, strlen(s) + 1);
+            break;
+        }
+        memcpy(o, s, (size_t)(m - s));
+        o += m - s;
+        memcpy(o, num, (size_t)nlen);
+        o += nlen;
+        s = m + sizeof mark - 1;
+    }
+    return out;
 }
 
 char *payload_take_headers(rmr_payload_t *p)

@@ -38,6 +38,12 @@ void payload_discard(rmr_payload_t *p);
 
 /* Hands over the copy of spec.headers (NULL when none); the caller frees it. */
 char *payload_take_headers(rmr_payload_t *p);
+/* Lines in the payload's body so far (a last line without '\n' counts). */
+uint32_t payload_lines(const rmr_payload_t *p);
+/* A copy of headers with every "{lines}" replaced by nlines (RMR_PAYLOAD_LINES payloads: a
+ * count header stays right after a 413 split). Returns owned, or NULL when out of memory;
+ * headers NULL gives NULL. */
+char *headers_with_lines(const char *headers, uint32_t nlines);
 
 /* Compresses the body as the spec asked and hands the result over: *endpoint, *content_type
  * (NULL when none) and *body become the caller's (free()); p is freed. Consumes p on failure

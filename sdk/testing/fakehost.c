@@ -530,6 +530,18 @@ static int h_payload_commit(rmr_payload_t *p, uint32_t nrecords)
     }
     out->pub.spec = p->spec;
     out->headers = payload_take_headers(p);
+    /* "{lines}" is replaced as the agent's courier does when it sends. */
+    if ((p->spec.flags & RMR_PAYLOAD_LINES) && out->headers != NULL &&
+        strstr(out->headers, "{lines}") != NULL) {
+        char *counted = headers_with_lines(out->headers, payload_lines(p));
+        free(out->headers);
+        out->headers = counted;
+        if (counted == NULL) {
+            payload_discard(p);
+            free(out);
+            return RMR_ENOMEM;
+        }
+    }
     size_t len = 0;
     int rc = payload_seal(p, &out->endpoint, &out->content_type, &out->body, &len);
     if (rc == 0) {

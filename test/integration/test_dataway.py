@@ -11,7 +11,8 @@ import socket
 import time
 
 from agentlib import BUILD, TMP, Agent, plugin_dir, run, write
-from fake_dataway import Dataway
+from fake_dataway import CATEGORIES, Dataway
+from influx import INFLUXD, Influx
 from tap import main
 
 TEST_PLUGINS = os.path.join(BUILD, "test", "plugins")
@@ -132,6 +133,54 @@ def test_check_config_redacts(t):
     t.ok(TOKEN not in r.stdout + r.stderr, "the url with its token is redacted")
 
 
+def test_413_split_and_influx(t):
+    """A 413 splits the body in two, each half with its own X-Points; then InfluxDB 1.x takes
+    every line the fake dataway received."""
+    dw = Dataway(TOKEN, script=["413"])
+    port = free_udp_port()
+    a = Agent(["-c", conf("split", extra=f"[input.dogstatsd]\naddress = udp://127.0.0.1:{port}\n"
+                          "flush_interval = 100ms\n\n")],
+              REMORA_AGENT_PLUGIN_DIR=PDIR, ENV_DATAWAY=f"{dw.url}?token={TOKEN}")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"api.latency:12|ms|#route:/a b,env:prod\napi.hits:1|c|#k=v:x\n"
+             b"_e{5,4}:title|text|t:error", ("127.0.0.1", port))
+    s.close()
+    ok = dw.wait(lambda: set(seq_values(dw)) >= set(range(300)), 25)
+    t.ok(ok, "after a 413 every seq record still arrives", f"statuses {dw.statuses()}")
+    t.eq(dw.statuses()[:1], [413], "the first request got 413")
+    t.eq(len(seq_values(dw)), 300, "none twice")
+    t.eq(dw.violations, [], "each half passed the checks: X-Points equals its lines")
+    _, metrics = a.get("/metrics")
+    t.ok('remora_payloads_split_total{instance="output.dataway"' in metrics,
+         "the split is counted")
+    dw.wait(lambda: any(l.startswith("api_latency") for l in dw.category_lines("metric")), 25)
+    t.eq(a.stop(), 0, "SIGTERM exits 0")
+
+    if not os.path.exists(INFLUXD):
+        t.ok(os.environ.get("REMORA_REQUIRE_INFLUXD") != "1",
+             "influxd is installed (REMORA_REQUIRE_INFLUXD=1)")
+        dw.close()
+        return
+    ix = Influx()
+    t.ok(ix.wait(), "influxd starts", ix.logtail())
+    refused = []
+    total = 0
+    for cat in CATEGORIES:
+        lines = dw.category_lines(cat)
+        if not lines:
+            continue
+        ix.query("", f'CREATE DATABASE "dw_{cat}"')
+        for line in lines:
+            total += 1
+            code, text = ix.write(f"dw_{cat}", line + "\n")
+            if code != 204:
+                refused.append((cat, line[:200], text[:200]))
+    t.ok(total >= 300, f"{total} lines received in all")
+    t.eq(refused, [], "InfluxDB 1.x accepts every line the dataway received")
+    ix.stop()
+    dw.close()
+
+
 if __name__ == "__main__":
     main([test_retries_lose_nothing, test_400_drops_and_logs, test_url_and_token_option,
-          test_check_config_redacts])
+          test_check_config_redacts, test_413_split_and_influx])

@@ -148,7 +148,9 @@ struct rmr_payload_spec {
     /* ABI 1.1: extra request headers, "Name: value" lines each ended by "\r\n", or NULL.
      * In endpoint and headers, "{secret:NAME}" stands for the value of the instance's option
      * NAME (flagged RMR_OPT_SECRET): the host substitutes it when it sends, so secrets are
-     * never stored in the queue, the spool, logs or status. */
+     * never stored in the queue, the spool, logs or status. In an RMR_PAYLOAD_LINES payload,
+     * "{lines}" in headers stands for the number of lines of the body as sent, so a count
+     * header (dataway's X-Points) stays right for each half of a 413 split. */
     const char *headers;
 };
 
