@@ -506,24 +506,363 @@ static const char *sampling_rate_name(double p)
     return NULL;
 }
 
-/* Returns 0 when the span is written, 1 when the tracer sampled it out. */
-static int point_span(struct point *pt, const struct rmr_span *s, struct rmr_str *measurement)
+/* A span metric as a number; 0 when it is not numeric. */
+static int metric_number(const struct rmr_field *f, double *out)
 {
+    switch ((enum rmr_value_type)f->value.type) {
+    case RMR_VAL_DOUBLE: *out = f->value.v.d; return 1;
+    case RMR_VAL_INT: *out = (double)f->value.v.i; return 1;
+    case RMR_VAL_UINT: *out = (double)f->value.v.u; return 1;
+    case RMR_VAL_NONE:
+    case RMR_VAL_STR:
+    case RMR_VAL_BOOL: break;
+    }
+    return 0;
+}
+
+/* A priority Datakit drops the whole trace for (PROTOCOLS.md 5.8). */
+static int span_rejected(const struct rmr_span *s)
+{
+    double p;
     for (uint32_t i = 0; i < s->nmetrics; i++)
         if (str_is(s->metrics[i].key, "_sampling_priority_v1") &&
-            s->metrics[i].value.type == RMR_VAL_DOUBLE) {
-            double p = s->metrics[i].value.v.d;
-            if (p == 0 || p == -1 || p == -3)
-                return 1;
-            const char *r = sampling_rate_name(p);
-            if (r != NULL)
-                tag_add(pt, "sampling_rate", rmr_str_c(r));
+            metric_number(&s->metrics[i], &p) && (p == 0 || p == -1 || p == -3))
+            return 1;
+    return 0;
+}
+
+/* ---- spans: the traces of one encode ---------------------------------------------------- */
+
+/* Every span of the batches being encoded, sorted by (trace, span id): what span_type and the
+ * whole-trace drop need. Traces are keyed by the low 64 bits of the id, which every span of a
+ * ddtrace trace carries (the high half rides on one span's _dd.p.tid only). */
+struct span_ix {
+    uint64_t trace, id, parent;
+    struct rmr_str service;
+    uint8_t rejected, has_child;
+};
+
+struct span_index {
+    struct span_ix *v;
+    size_t n;
+};
+
+static int span_ix_cmp(const void *a, const void *b)
+{
+    const struct span_ix *x = a, *y = b;
+    if (x->trace != y->trace)
+        return x->trace < y->trace ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static struct span_ix *span_find(const struct span_index *ix, uint64_t trace, uint64_t id)
+{
+    struct span_ix key = {.trace = trace, .id = id};
+    return ix->n > 0 ? bsearch(&key, ix->v, ix->n, sizeof key, span_ix_cmp) : NULL;
+}
+
+static int span_index_build(struct span_index *ix, const rmr_batch_t *const *batches,
+                            uint32_t nbatches)
+{
+    size_t cap = 0;
+    for (uint32_t bi = 0; bi < nbatches; bi++)
+        for (uint32_t i = 0, n = rmr_batch_count(batches[bi]); i < n; i++)
+            cap += rmr_record_kind(batches[bi], i) == RMR_REC_SPAN;
+    ix->n = 0;
+    ix->v = NULL;
+    if (cap == 0)
+        return 0;
+    if ((ix->v = calloc(cap, sizeof ix->v[0])) == NULL)
+        return RMR_ENOMEM;
+    for (uint32_t bi = 0; bi < nbatches; bi++)
+        for (uint32_t i = 0, n = rmr_batch_count(batches[bi]); i < n; i++) {
+            struct rmr_span s = {.struct_size = sizeof s};
+            if (rmr_record_kind(batches[bi], i) != RMR_REC_SPAN ||
+                rmr_span_get(batches[bi], i, &s) < 0 || ix->n >= cap)
+                continue;
+            ix->v[ix->n++] = (struct span_ix){.trace = s.trace_id_lo,
+                                              .id = s.span_id,
+                                              .parent = s.parent_id,
+                                              .service = s.service,
+                                              .rejected = (uint8_t)span_rejected(&s)};
         }
+    qsort(ix->v, ix->n, sizeof ix->v[0], span_ix_cmp);
+    /* One rejecting span rejects its trace; spans of a trace are adjacent. */
+    for (size_t a = 0, b; a < ix->n; a = b) {
+        int rej = 0;
+        for (b = a; b < ix->n && ix->v[b].trace == ix->v[a].trace; b++)
+            rej |= ix->v[b].rejected;
+        for (size_t k = a; k < b; k++)
+            ix->v[k].rejected = (uint8_t)rej;
+    }
+    for (size_t k = 0; k < ix->n; k++) {
+        struct span_ix *p =
+            ix->v[k].parent != 0 ? span_find(ix, ix->v[k].trace, ix->v[k].parent) : NULL;
+        if (p != NULL)
+            p->has_child = 1;
+    }
+    return 0;
+}
+
+/* Datakit's span_type: entry when the parent is not in the trace or belongs to another service,
+ * local when the span is the parent of another, else exit. */
+static const char *span_type(const struct span_index *ix, const struct rmr_span *s)
+{
+    const struct span_ix *p =
+        s->parent_id != 0 ? span_find(ix, s->trace_id_lo, s->parent_id) : NULL;
+    if (p == NULL || p->service.len != s->service.len ||
+        (s->service.len > 0 && memcmp(p->service.ptr, s->service.ptr, s->service.len) != 0))
+        return "entry";
+    const struct span_ix *self = span_find(ix, s->trace_id_lo, s->span_id);
+    return self != NULL && self->has_child ? "local" : "exit";
+}
+
+/* ---- spans: the message JSON -------------------------------------------------------------- */
+
+/* A growable buffer; a failed allocation sets oom and later writes do nothing. */
+struct gbuf {
+    char *data;
+    size_t len, cap;
+    int oom;
+};
+
+static void gb_put(struct gbuf *g, const char *p, size_t n)
+{
+    if (g->oom)
+        return;
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = g->cap > 0 ? g->cap : 1024;
+        while (cap < g->len + n + 1)
+            cap *= 2;
+        char *d = realloc(g->data, cap);
+        if (d == NULL) {
+            g->oom = 1;
+            return;
+        }
+        g->data = d;
+        g->cap = cap;
+    }
+    memcpy(g->data + g->len, p, n);
+    g->len += n;
+    g->data[g->len] = '\0';
+}
+
+static void gb_puts(struct gbuf *g, const char *s)
+{
+    gb_put(g, s, strlen(s));
+}
+
+static void gb_printf(struct gbuf *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void gb_printf(struct gbuf *g, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        gb_put(g, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A JSON string as Go's encoding/json writes it (Datakit marshals the span with it): '"', '\'
+ * and control characters escaped, and '<', '>', '&' as \u003c, \u003e, \u0026. */
+static void json_str(struct gbuf *g, struct rmr_str s)
+{
+    static const char hex[] = "0123456789abcdef";
+    gb_put(g, "\"", 1);
+    size_t run = 0;
+    for (uint32_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        const char *esc = NULL;
+        char u[7];
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+                memcpy(u, "\\u00", 4);
+                u[4] = hex[c >> 4];
+                u[5] = hex[c & 15];
+                u[6] = '\0';
+                esc = u;
+            }
+        }
+        if (esc == NULL) {
+            run++;
+            continue;
+        }
+        gb_put(g, s.ptr + i - run, run);
+        run = 0;
+        gb_puts(g, esc);
+    }
+    gb_put(g, s.ptr + s.len - run, run);
+    gb_put(g, "\"", 1);
+}
+
+/* The shortest %g that reads back as the same double (Go writes floats the shortest way). */
+static void json_double(struct gbuf *g, double d)
+{
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    gb_puts(g, tmp);
+}
+
+static int str_cmp(struct rmr_str a, struct rmr_str b)
+{
+    uint32_t n = a.len < b.len ? a.len : b.len;
+    int c = n > 0 ? memcmp(a.ptr, b.ptr, n) : 0;
+    return c != 0 ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+static int meta_mapped(struct rmr_str key);
+
+/* The span as Datakit's json.Marshal of the DD span writes it: the span's keys in the struct's
+ * order, maps with sorted keys (Go sorts them), the meta keys turned into tags left out. The ids
+ * are the record's. Non-finite metrics are left out (Go refuses them). Returns 0, or
+ * RMR_ENOMEM. */
+static int span_json(struct gbuf *g, const struct rmr_span *s)
+{
+    g->len = 0;
+    g->oom = 0;
+    uint32_t nkeys = s->nmeta > s->nmetrics ? s->nmeta : s->nmetrics;
+    uint32_t *order = nkeys > 0 ? malloc(nkeys * sizeof *order) : NULL;
+    if (nkeys > 0 && order == NULL)
+        return RMR_ENOMEM;
+    gb_puts(g, "{\"service\":");
+    json_str(g, s->service);
+    gb_puts(g, ",\"name\":");
+    json_str(g, s->name);
+    gb_puts(g, ",\"resource\":");
+    json_str(g, s->resource);
+    /* Datakit zeroes the ids in the message: they are fields of the point already. */
+    gb_puts(g, ",\"trace_id\":0,\"span_id\":0,\"parent_id\":0");
+    gb_printf(g, ",\"start\":%" PRId64 ",\"duration\":%" PRId64 ",\"error\":%" PRId32, s->start_ns,
+              s->duration_ns, s->error);
+    /* meta: insertion sort of the kept keys (spans carry a few dozen at most) */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->nmeta; i++) {
+        if (meta_mapped(s->meta[i].key))
+            continue;
+        uint32_t j = n++;
+        for (; j > 0 && str_cmp(s->meta[order[j - 1]].key, s->meta[i].key) > 0; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    if (n > 0) {
+        gb_puts(g, ",\"meta\":{");
+        for (uint32_t j = 0; j < n; j++) {
+            if (j > 0)
+                gb_put(g, ",", 1);
+            json_str(g, s->meta[order[j]].key);
+            gb_put(g, ":", 1);
+            json_str(g, s->meta[order[j]].value);
+        }
+        gb_put(g, "}", 1);
+    }
+    n = 0;
+    for (uint32_t i = 0; i < s->nmetrics; i++) {
+        double d;
+        if (!metric_number(&s->metrics[i], &d) || !isfinite(d))
+            continue;
+        uint32_t j = n++;
+        for (; j > 0 && str_cmp(s->metrics[order[j - 1]].key, s->metrics[i].key) > 0; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    if (n > 0) {
+        gb_puts(g, ",\"metrics\":{");
+        for (uint32_t j = 0; j < n; j++) {
+            double d = 0;
+            metric_number(&s->metrics[order[j]], &d);
+            if (j > 0)
+                gb_put(g, ",", 1);
+            json_str(g, s->metrics[order[j]].key);
+            gb_put(g, ":", 1);
+            json_double(g, d);
+        }
+        gb_put(g, "}", 1);
+    }
+    gb_puts(g, ",\"type\":");
+    json_str(g, s->type);
+    gb_put(g, "}", 1);
+    free(order);
+    return g->oom ? RMR_ENOMEM : 0;
+}
+
+/* ---- spans: the point ------------------------------------------------------------------- */
+
+static int meta_mapped(struct rmr_str key)
+{
+    for (size_t i = 0; i < sizeof span_meta_tags / sizeof span_meta_tags[0]; i++)
+        if (str_is(key, span_meta_tags[i].meta))
+            return 1;
+    return 0;
+}
+
+/* Tag, or field when longer than Datakit's 1024-byte tag values (PROTOCOLS.md 5.8, 7.3). */
+static void span_tag(struct point *pt, const char *key, struct rmr_str value)
+{
+    if (value.len > 1024)
+        field_s(pt, key, value);
+    else
+        tag_add(pt, key, value);
+}
+
+static struct rmr_str meta_get(const struct rmr_span *s, const char *key)
+{
+    for (uint32_t i = 0; i < s->nmeta; i++)
+        if (str_is(s->meta[i].key, key))
+            return s->meta[i].value;
+    return rmr_str_n(NULL, 0);
+}
+
+/* 2xx from "200": only for a three-digit status 100..599. */
+static struct rmr_str status_class(struct point *pt, struct rmr_str code)
+{
+    if (code.len != 3 || code.ptr[0] < '1' || code.ptr[0] > '5' || code.ptr[1] < '0' ||
+        code.ptr[1] > '9' || code.ptr[2] < '0' || code.ptr[2] > '9')
+        return rmr_str_n(NULL, 0);
+    return text_printf(pt, "%cxx", code.ptr[0]);
+}
+
+/* The resource with newlines as spaces (Datakit), in scratch when it has any. */
+static struct rmr_str span_resource(struct gbuf *scratch, struct rmr_str r)
+{
+    if (r.len == 0 || (memchr(r.ptr, '\n', r.len) == NULL && memchr(r.ptr, '\r', r.len) == NULL))
+        return r;
+    scratch->len = 0;
+    scratch->oom = 0;
+    gb_put(scratch, r.ptr, r.len);
+    if (scratch->oom)
+        return r;
+    for (size_t i = 0; i < scratch->len; i++)
+        if (scratch->data[i] == '\n' || scratch->data[i] == '\r')
+            scratch->data[i] = ' ';
+    return rmr_str_n(scratch->data, scratch->len);
+}
+
+/* The span's point; message is its JSON (span_json), resource a scratch for the resource. */
+static void point_span(struct point *pt, const struct rmr_span *s, const struct span_index *ix,
+                       const struct gbuf *message, struct gbuf *resource,
+                       struct rmr_str *measurement)
+{
+    double p;
+    for (uint32_t i = 0; i < s->nmetrics; i++)
+        if (str_is(s->metrics[i].key, "_sampling_priority_v1") &&
+            metric_number(&s->metrics[i], &p) && sampling_rate_name(p) != NULL)
+            tag_add(pt, "sampling_rate", rmr_str_c(sampling_rate_name(p)));
     *measurement = rmr_str_c("ddtrace");
     tag_add(pt, "service", s->service);
     tag_add(pt, "operation", s->name);
     tag_add(pt, "source", rmr_str_c("ddtrace"));
-    tag_add(pt, "span_type", rmr_str_c(s->parent_id == 0 ? "entry" : "local"));
+    tag_add(pt, "span_type", rmr_str_c(span_type(ix, s)));
     const char *st = "custom";
     for (size_t i = 0; i < sizeof span_source_types / sizeof span_source_types[0]; i++)
         if (str_is(s->type, span_source_types[i].type))
@@ -533,17 +872,14 @@ static int point_span(struct point *pt, const struct rmr_span *s, struct rmr_str
     for (uint32_t m = 0; m < s->nmeta; m++)
         for (size_t i = 0; i < sizeof span_meta_tags / sizeof span_meta_tags[0]; i++)
             if (str_is(s->meta[m].key, span_meta_tags[i].meta)) {
-                if (s->meta[m].value.len > 1024)
-                    field_s(pt, span_meta_tags[i].tag, s->meta[m].value);
-                else
-                    tag_add(pt, span_meta_tags[i].tag, s->meta[m].value);
-                if (str_is(s->meta[m].key, "http.status_code") && s->meta[m].value.len > 0) {
-                    tag_add(pt, "http_status_class",
-                            text_printf(pt, "%cxx", s->meta[m].value.ptr[0]));
-                }
+                span_tag(pt, span_meta_tags[i].tag, s->meta[m].value);
+                if (str_is(s->meta[m].key, "http.status_code"))
+                    tag_add(pt, "http_status_class", status_class(pt, s->meta[m].value));
                 if (str_is(s->meta[m].key, "runtime-id"))
-                    tag_add(pt, "runtime-id", s->meta[m].value);
+                    span_tag(pt, "runtime-id", s->meta[m].value);
             }
+    if (meta_get(s, "db.type").len > 0)
+        span_tag(pt, "db_host", meta_get(s, "peer.hostname"));
     if (s->trace_id_hi != 0)
         field_s(pt, "trace_id",
                 text_printf(pt, "%016" PRIx64 "%016" PRIx64, s->trace_id_hi, s->trace_id_lo));
@@ -551,10 +887,10 @@ static int point_span(struct point *pt, const struct rmr_span *s, struct rmr_str
         field_s(pt, "trace_id", text_printf(pt, "%" PRIu64, s->trace_id_lo));
     field_s(pt, "span_id", text_printf(pt, "%" PRIu64, s->span_id));
     field_s(pt, "parent_id", text_printf(pt, "%" PRIu64, s->parent_id));
-    field_s(pt, "resource", s->resource);
+    field_s(pt, "resource", span_resource(resource, s->resource));
     field_i(pt, "start", s->start_ns / 1000);
     field_i(pt, "duration", s->duration_ns / 1000);
-    return 0;
+    field_s(pt, "message", rmr_str_n(message->data, message->len));
 }
 
 static struct rmr_str event_status(struct rmr_str alert_type)
@@ -617,7 +953,9 @@ struct out {
     struct lp_buf body;
     uint32_t nrecords; /* records in body */
     uint32_t nlines;
-    uint32_t kind; /* the record kind of body's records, 0 when mixed */
+    uint32_t kind;                 /* the record kind of body's records, 0 when mixed */
+    struct span_index spans;       /* every span of the encode */
+    struct gbuf message, resource; /* a span's message JSON and newline-free resource */
     struct point pt;
 };
 
@@ -708,10 +1046,15 @@ static int encode_record(struct out *o, const rmr_batch_t *b, uint32_t i, uint32
         struct rmr_span v = {.struct_size = sizeof v};
         if (rmr_span_get(b, i, &v) < 0)
             return 0;
-        if (point_span(pt, &v, &lp.measurement)) {
+        const struct span_ix *me = span_find(&o->spans, v.trace_id_lo, v.span_id);
+        if (me != NULL ? me->rejected : span_rejected(&v)) {
             rmr_encoder_drop(o->enc, kind, "sampled_out", 1);
             return 0;
         }
+        int jrc = span_json(&o->message, &v);
+        if (jrc < 0)
+            return jrc;
+        point_span(pt, &v, &o->spans, &o->message, &o->resource, &lp.measurement);
         lp.time_ns = v.start_ns;
         break;
     }
@@ -770,7 +1113,9 @@ static int dw_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *
     o->enc = enc;
     o->st = st;
     lp_buf_init(&o->body);
-    int rc = 0;
+    int rc = span_index_build(&o->spans, batches, nbatches);
+    if (rc < 0)
+        goto done;
     for (o->cat = 0; o->cat < DW_NCAT; o->cat++) {
         for (uint32_t bi = 0; bi < nbatches; bi++) {
             const rmr_batch_t *b = batches[bi];
@@ -819,6 +1164,9 @@ static int dw_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *
     }
 done:
     lp_buf_release(&o->body);
+    free(o->spans.v);
+    free(o->message.data);
+    free(o->resource.data);
     free(o);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "fakehost.h"
+#include "lineproto/lineproto.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
@@ -47,6 +48,11 @@ static char *body(const struct rmr_fakehost_payload *p)
     inflateEnd(&z);
     out[zr == Z_STREAM_END ? len : 0] = '\0';
     return (char *)out;
+}
+
+static int str_eq(struct rmr_str s, const char *c)
+{
+    return s.len == strlen(c) && memcmp(s.ptr, c, s.len) == 0;
 }
 
 static size_t count_lines(const char *s)
@@ -185,7 +191,12 @@ static void test_every_kind(void)
         "operation=http.request,sampling_rate=sampler_keep,service=web-api,source=ddtrace,"
         "source_type=web,span_type=entry,status=ok trace_id=\"1001\",span_id=\"1002\","
         "parent_id=\"0\",resource=\"GET /users/:id\",start=1700000000123456i,"
-        "duration=12500i 1700000000123456789\n",
+        "duration=12500i,message=\"{\\\"service\\\":\\\"web-api\\\",\\\"name\\\":"
+        "\\\"http.request\\\",\\\"resource\\\":\\\"GET /users/:id\\\",\\\"trace_id\\\":0,"
+        "\\\"span_id\\\":0,\\\"parent_id\\\":0,\\\"start\\\":1700000000123456789,"
+        "\\\"duration\\\":12500000,\\\"error\\\":0,\\\"meta\\\":{\\\"other\\\":\\\"x\\\"},"
+        "\\\"metrics\\\":{\\\"_sampling_priority_v1\\\":1},\\\"type\\\":\\\"web\\\"}\" "
+        "1700000000123456789\n",
         "dogstatsd,df_source=dogstatsd,env=prod,priority=normal title=\"deploy\","
         "message=\"v2 is out\",status=\"ok\" 1767225600000000000\n"
         "service_check,check=db.up,df_source=dogstatsd title=\"db.up\",message=\"down\","
@@ -394,6 +405,205 @@ static void test_classify_and_options(void)
     rmr_fakehost_free(fh);
 }
 
+/* ---- spans ---------------------------------------------------------------------------------- */
+
+#define TS INT64_C(1700000000123456789)
+
+static void add_span(rmr_batch_t *b, uint64_t trace, uint64_t id, uint64_t parent,
+                     const char *service, const char *name, const char *resource, const char *type,
+                     int64_t start, int32_t error, const struct rmr_tag *meta, uint32_t nmeta,
+                     const struct rmr_field *metrics, uint32_t nmetrics)
+{
+    struct rmr_span s = {
+        .struct_size = sizeof s,
+        .error = error,
+        .trace_id_lo = trace,
+        .span_id = id,
+        .parent_id = parent,
+        .name = rmr_str_c(name),
+        .service = rmr_str_c(service),
+        .resource = rmr_str_c(resource),
+        .type = rmr_str_c(type),
+        .start_ns = start,
+        .duration_ns = 5000000,
+        .meta = meta,
+        .nmeta = nmeta,
+        .metrics = metrics,
+        .nmetrics = nmetrics,
+    };
+    rmr_span_add(b, &s);
+}
+
+/* Encodes the batches with an uncompressed dataway; the tracing body, or NULL. */
+static char *encode_spans(struct rmr_fakehost *fh, rmr_instance_t **ins,
+                          const rmr_batch_t *const *bs, uint32_t n)
+{
+    *ins = make(fh, "url = http://a:1\ncompression = none\n", NULL);
+    if (*ins == NULL || rmr_fakehost_encode(fh, *ins, bs, n) != 0 ||
+        rmr_fakehost_payload_count(fh) != 1)
+        return NULL;
+    const struct rmr_fakehost_payload *p = rmr_fakehost_payload(fh, 0);
+    if (strcmp(p->spec.endpoint, "http://a:1/v1/write/tracing") != 0)
+        return NULL;
+    return body(p);
+}
+
+static const char *const want_trace =
+    /* batch order: the span of the first batch first. A leaf of the same service; db.type present:
+       db_host from peer.hostname */
+    "ddtrace,db_host=db1,db_name=users,db_system=postgresql,operation=postgres.query,"
+    "service=web-api,source=ddtrace,source_type=db,span_type=exit,status=ok trace_id=\"77\","
+    "span_id=\"3\",parent_id=\"2\",resource=\"SELECT \\\"name\\\" FROM users WHERE id < $1\","
+    "start=1700000000125456i,duration=5000i,message=\"{\\\"service\\\":\\\"web-api\\\","
+    "\\\"name\\\":\\\"postgres.query\\\",\\\"resource\\\":\\\"SELECT \\\\\\\"name\\\\\\\" FROM "
+    "users\\\\nWHERE id \\\\u003c $1\\\",\\\"trace_id\\\":0,\\\"span_id\\\":0,\\\"parent_id\\\":0,"
+    "\\\"start\\\":1700000000125456789,\\\"duration\\\":5000000,\\\"error\\\":0,\\\"meta\\\":"
+    "{\\\"peer.hostname\\\":\\\"db1\\\"},\\\"type\\\":\\\"sql\\\"}\" 1700000000125456789\n"
+    /* the root: its parent is not in the trace */
+    "ddtrace,env=prod,http_route=/users/:id,http_status_class=4xx,http_status_code=404,"
+    "operation=http.request,sampling_rate=user_keep,service=web-api,source=ddtrace,"
+    "source_type=web,span_type=entry,status=ok trace_id=\"77\",span_id=\"1\",parent_id=\"0\","
+    "resource=\"GET /users/:id\",start=1700000000123456i,duration=5000i,message=\"{"
+    "\\\"service\\\":\\\"web-api\\\",\\\"name\\\":\\\"http.request\\\",\\\"resource\\\":"
+    "\\\"GET /users/:id\\\",\\\"trace_id\\\":0,\\\"span_id\\\":0,\\\"parent_id\\\":0,"
+    "\\\"start\\\":1700000000123456789,\\\"duration\\\":5000000,\\\"error\\\":0,\\\"metrics\\\":"
+    "{\\\"_dd.top_level\\\":1,\\\"_sampling_priority_v1\\\":2},\\\"type\\\":\\\"web\\\"}\" "
+    "1700000000123456789\n"
+    /* same service as its parent, and a parent itself */
+    "ddtrace,error_message=boom,operation=handler,service=web-api,source=ddtrace,"
+    "source_type=custom,span_type=local,status=error trace_id=\"77\",span_id=\"2\","
+    "parent_id=\"1\",resource=\"Users.get\",start=1700000000124456i,duration=5000i,"
+    "message=\"{\\\"service\\\":\\\"web-api\\\",\\\"name\\\":\\\"handler\\\",\\\"resource\\\":"
+    "\\\"Users.get\\\",\\\"trace_id\\\":0,\\\"span_id\\\":0,\\\"parent_id\\\":0,\\\"start\\\":"
+    "1700000000124456789,\\\"duration\\\":5000000,\\\"error\\\":1,\\\"type\\\":\\\"custom\\\"}\" "
+    "1700000000124456789\n"
+    /* another service under the leaf's parent: entry; peer.hostname without db.type: no
+     * db_host */
+    "ddtrace,operation=grpc.server,service=billing,source=ddtrace,source_type=custom,"
+    "span_type=entry,status=ok trace_id=\"77\",span_id=\"4\",parent_id=\"2\","
+    "resource=\"Bill\",start=1700000000126456i,duration=5000i,message=\"{\\\"service\\\":"
+    "\\\"billing\\\",\\\"name\\\":\\\"grpc.server\\\",\\\"resource\\\":\\\"Bill\\\","
+    "\\\"trace_id\\\":0,\\\"span_id\\\":0,\\\"parent_id\\\":0,\\\"start\\\":1700000000126456789,"
+    "\\\"duration\\\":5000000,\\\"error\\\":0,\\\"meta\\\":{\\\"peer.hostname\\\":\\\"h\\\"},"
+    "\\\"type\\\":\\\"rpc\\\"}\" 1700000000126456789\n";
+
+static void test_span_trace(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    rmr_batch_t *b1 = rmr_fakehost_batch_new(fh, NULL), *b2 = rmr_fakehost_batch_new(fh, NULL);
+    struct rmr_tag m1[] = {{RMR_STR("env"), RMR_STR("prod")},
+                           {RMR_STR("http.status_code"), RMR_STR("404")},
+                           {RMR_STR("http.route"), RMR_STR("/users/:id")}};
+    struct rmr_field f1[] = {{RMR_STR("_sampling_priority_v1"), {.type = RMR_VAL_DOUBLE, .v.d = 2}},
+                             {RMR_STR("_dd.top_level"), {.type = RMR_VAL_DOUBLE, .v.d = 1}}};
+    struct rmr_tag m2[] = {{RMR_STR("error.message"), RMR_STR("boom")}};
+    struct rmr_tag m3[] = {{RMR_STR("db.type"), RMR_STR("postgresql")},
+                           {RMR_STR("peer.hostname"), RMR_STR("db1")},
+                           {RMR_STR("db.instance"), RMR_STR("users")}};
+    struct rmr_tag m4[] = {{RMR_STR("peer.hostname"), RMR_STR("h")}};
+    /* the child first, the parents in a later batch: the whole encode is one trace view */
+    add_span(b1, 77, 3, 2, "web-api", "postgres.query", "SELECT \"name\" FROM users\nWHERE id < $1",
+             "sql", TS + 2000000, 0, m3, 3, NULL, 0);
+    add_span(b2, 77, 1, 0, "web-api", "http.request", "GET /users/:id", "web", TS, 0, m1, 3, f1, 2);
+    add_span(b2, 77, 2, 1, "web-api", "handler", "Users.get", "custom", TS + 1000000, 1, m2, 1,
+             NULL, 0);
+    add_span(b2, 77, 4, 2, "billing", "grpc.server", "Bill", "rpc", TS + 3000000, 0, m4, 1, NULL,
+             0);
+    const rmr_batch_t *bs[] = {b1, b2};
+    rmr_instance_t *ins = NULL;
+    char *t = encode_spans(fh, &ins, bs, 2);
+    OK(t != NULL, "one tracing payload");
+    IS_STR(t, want_trace, "entry, local, exit and a cross-service entry, exact lines");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "records_dropped", NULL), 0, "nothing dropped");
+
+    /* the message parses back: read the field out of the line */
+    struct lp_parsed *pp = calloc(1, sizeof *pp);
+    struct lp_buf scratch;
+    lp_buf_init(&scratch);
+    char err[128] = "";
+    struct rmr_str msg = {0};
+    if (t != NULL && lp_parse_line(t, strcspn(t, "\n"), pp, &scratch, err, sizeof err) == 0)
+        for (uint32_t i = 0; i < pp->nfields; i++)
+            if (str_eq(pp->fields[i].key, "message") && pp->fields[i].type == LP_STRING)
+                msg = pp->fields[i].v.s;
+    OK(msg.len > 2 && msg.ptr[0] == '{' && msg.ptr[msg.len - 1] == '}', "message is a JSON object");
+    char *m = strndup(msg.ptr != NULL ? msg.ptr : "", msg.len);
+    CONTAINS(m, "\"resource\":\"SELECT \\\"name\\\" FROM users\\nWHERE id \\u003c $1\"",
+             "message holds the resource JSON-escaped as Go writes it");
+    CONTAINS(m, "\"meta\":{\"peer.hostname\":\"db1\"}", "mapped meta keys leave the message");
+    free(m);
+    lp_buf_release(&scratch);
+    free(pp);
+    free(t);
+    rmr_batch_free(b1);
+    rmr_batch_free(b2);
+    rmr_fakehost_free(fh);
+}
+
+static void test_span_rejected_trace(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    rmr_batch_t *b1 = rmr_fakehost_batch_new(fh, NULL), *b2 = rmr_fakehost_batch_new(fh, NULL);
+    struct rmr_field reject[] = {
+        {RMR_STR("_sampling_priority_v1"), {.type = RMR_VAL_INT, .v.i = -1}}};
+    struct rmr_field keep[] = {
+        {RMR_STR("_sampling_priority_v1"), {.type = RMR_VAL_DOUBLE, .v.d = 1}}};
+    add_span(b1, 88, 1, 0, "web", "root", "r", "web", TS, 0, NULL, 0, NULL, 0);
+    add_span(b1, 99, 5, 0, "web", "kept", "k", "web", TS, 0, NULL, 0, keep, 1);
+    add_span(b2, 88, 2, 1, "web", "child", "c", "web", TS, 0, NULL, 0, reject, 1);
+    const rmr_batch_t *bs[] = {b1, b2};
+    rmr_instance_t *ins = NULL;
+    char *t = encode_spans(fh, &ins, bs, 2);
+    IS_STR(t,
+           "ddtrace,operation=kept,sampling_rate=sampler_keep,service=web,source=ddtrace,"
+           "source_type=web,span_type=entry,status=ok trace_id=\"99\",span_id=\"5\","
+           "parent_id=\"0\",resource=\"k\",start=1700000000123456i,duration=5000i,"
+           "message=\"{\\\"service\\\":\\\"web\\\",\\\"name\\\":\\\"kept\\\",\\\"resource\\\":"
+           "\\\"k\\\",\\\"trace_id\\\":0,\\\"span_id\\\":0,\\\"parent_id\\\":0,\\\"start\\\":"
+           "1700000000123456789,\\\"duration\\\":5000000,\\\"error\\\":0,\\\"metrics\\\":"
+           "{\\\"_sampling_priority_v1\\\":1},\\\"type\\\":\\\"web\\\"}\" 1700000000123456789\n",
+           "a child's reject priority drops its whole trace, even across batches");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "records_dropped", "sampled_out"), 2,
+            "counted once per span of the trace");
+    free(t);
+    rmr_batch_free(b1);
+    rmr_batch_free(b2);
+    rmr_fakehost_free(fh);
+}
+
+static void test_span_long_meta(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
+    char url[1100];
+    memset(url, 'a', sizeof url - 1);
+    memcpy(url, "http://x/", 9);
+    url[sizeof url - 1] = '\0';
+    struct rmr_tag meta[] = {{RMR_STR("http.url"), rmr_str_c(url)},
+                             {RMR_STR("http.method"), RMR_STR("GET")},
+                             {RMR_STR("http.status_code"), RMR_STR("abc")}};
+    add_span(b, 5, 6, 0, "web", "req", "r", "web", TS, 0, meta, 3, NULL, 0);
+    const rmr_batch_t *bs[] = {b};
+    rmr_instance_t *ins = NULL;
+    char *t = encode_spans(fh, &ins, bs, 1);
+    char want[4096];
+    snprintf(want, sizeof want,
+             "ddtrace,http_method=GET,http_status_code=abc,operation=req,service=web,"
+             "source=ddtrace,source_type=web,span_type=entry,status=ok http_url=\"%s\","
+             "trace_id=\"5\",span_id=\"6\",parent_id=\"0\",resource=\"r\","
+             "start=1700000000123456i,duration=5000i,message=\"{\\\"service\\\":\\\"web\\\","
+             "\\\"name\\\":\\\"req\\\",\\\"resource\\\":\\\"r\\\",\\\"trace_id\\\":0,"
+             "\\\"span_id\\\":0,\\\"parent_id\\\":0,\\\"start\\\":1700000000123456789,"
+             "\\\"duration\\\":5000000,\\\"error\\\":0,\\\"type\\\":\\\"web\\\"}\" "
+             "1700000000123456789\n",
+             url);
+    IS_STR(t, want,
+           "a meta value over 1024 bytes is a field, not a tag; no class for a bad status");
+    free(t);
+    rmr_batch_free(b);
+    rmr_fakehost_free(fh);
+}
+
 int main(void)
 {
     test_every_kind();
@@ -401,5 +611,8 @@ int main(void)
     test_guance_passthrough();
     test_split();
     test_classify_and_options();
+    test_span_trace();
+    test_span_rejected_trace();
+    test_span_long_meta();
     return tap_done();
 }
