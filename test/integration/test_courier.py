@@ -62,7 +62,12 @@ def test_delivers_with_token(t):
          f"{len(recv.seq_values())} arrived\n{a.errors()}")
     t.eq(recv.violations, [], "every request passed the receiver's checks")
     t.ok(a.http_address() is not None, "the agent logs its listener address")
+    # The receiver sees the last request before the agent has read its answer: wait for that.
+    end = time.monotonic() + 10
     out = a.instance("output.http")
+    while time.monotonic() < end and not (out and out["records_out"] == 500):
+        time.sleep(0.05)
+        out = a.instance("output.http")
     t.eq(out and out["records_out"], 500, "status: records_out is 500")
     t.eq(out and out["delivery"]["state"], "ok", "status: the output is ok")
     t.eq(counter(out, "http_responses", "200"), len(recv.requests), "status: one 200 per request")
