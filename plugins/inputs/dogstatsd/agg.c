@@ -23,16 +23,22 @@
  * per bucket until it does.
  *
  * Buckets: samples go to the open bucket (floor(t / bucket) * bucket of the packet's time);
- * when a packet or a flush sees a later bucket, the open one is sealed: its records go into
- * batches held until dsd_agg_flush() emits them. Counters are zero-filled in sealed buckets
- * while sampled in the last expiry_s, as the Agent's time sampler does.
+ * when a packet or a flush sees a later bucket, the open one is sealed: each sampled context's
+ * value, or its histogram, set or sketch state (moved out: the context makes a fresh one on its
+ * next sample), goes with a copy of the context's name/tags pointer to a list (struct sealed),
+ * which dsd_agg_detach() takes and dsd_agg_build() turns into records without the glue's lock.
+ * The blobs of contexts expired meanwhile are freed only after the next build. Counters are
+ * zero-filled in sealed buckets while sampled in the last expiry_s, as the Agent's time
+ * sampler does.
  *
  * Bounds: contexts and aliases at most max_contexts each, raw forms at most 2 * max_contexts
  * (beyond, a form takes the slow path each time); histogram samples and set members within
- * state_limit_bytes (beyond: a reservoir, counted); held batches at most PENDING_MAX (beyond,
- * emitted at once); about 300 KiB of scratch per aggregator. Per context: its slot in the two
- * tables, 48 bytes of struct, one block with its name, host and tags, and a histogram's,
- * set's or sketch's state.
+ * state_limit_bytes for the open bucket (beyond: a reservoir, counted; a closed bucket's state
+ * leaves the count when it is detached and is freed by the build); held pass-through batches
+ * at most PENDING_MAX (beyond, emitted at once); about 350 KiB of scratch per aggregator. Per
+ * context: its slot in the two tables, 48 bytes of struct, one block with its name, host and
+ * tags, and, while sampled in the open bucket, a histogram's, set's or sketch's state; per
+ * sampled context bucket until the flush, a 40-byte struct sealed.
  */
 #include "agg.h"
 
@@ -218,6 +224,42 @@ struct table {
     uint32_t used;
 };
 
+/* A context's closed bucket, detached under the lock (seal_ctx) and built into records
+ * without it (dsd_agg_build): the context's metadata is copied, its value or its state (a
+ * histogram's samples, a set, a sketch) moved out, so the reader goes on with fresh state. */
+struct sealed {
+    const char *blob; /* the context's; freed only after the build (see struct outbox) */
+    int64_t bucket_s;
+    uint32_t name_len;
+    uint16_t host_len;
+    uint16_t ntags;
+    uint8_t cls;
+    union {
+        double v;
+        struct hist *h;
+        struct set *set;
+        struct ddsketch *sk;
+    } u;
+};
+
+/* What a flush takes: closed buckets, batches that passed through, and blobs of contexts
+ * expired before (which sealed entries may still point at). Filled under the lock as "acc";
+ * dsd_agg_detach() moves it to "taken", which dsd_agg_build() uses alone. */
+struct outbox {
+    struct sealed *recs;
+    uint32_t n, cap;
+    char **grave;
+    uint32_t ngrave, gcap;
+    rmr_batch_t *pending[PENDING_MAX];
+    uint32_t pending_records[PENDING_MAX];
+    uint32_t npending;
+    /* Build results (taken only). */
+    rmr_batch_t *cur;
+    uint32_t cur_records;
+    uint64_t emitted, dropped;
+    int first_error;
+};
+
 /* A parsed metric waiting in the chunk (see drain()). */
 struct chunk_msg {
     struct dsd_msg msg;
@@ -258,13 +300,11 @@ struct dsd_agg {
     uint32_t nhists; /* histogram contexts, for their fair share of state_limit */
 
     /* Output. */
-    rmr_batch_t *cur; /* being filled by seals */
-    uint32_t cur_records;
     rmr_batch_t *pass; /* events, service checks, timestamped metrics */
     uint32_t pass_records;
-    rmr_batch_t *pending[PENDING_MAX];
-    uint32_t pending_records[PENDING_MAX];
-    uint32_t npending;
+    struct outbox acc;    /* under the lock */
+    struct outbox taken;  /* the flush's own, between detach and finish */
+    uint64_t detach_work; /* test hook: entries moved by the last dsd_agg_detach() */
 
     struct dsd_agg_stats stats;
     enum dsd_error last_error;
@@ -284,6 +324,9 @@ struct dsd_agg {
     char name_buf[DSD_MAX_NAME + 32];
     char text_buf[DSD_MAX_MESSAGE];
     char text_buf2[DSD_MAX_MESSAGE];
+    /* The builder's scratch (dsd_agg_build, without the lock). */
+    struct rmr_tag b_otags[MAX_CTX_TAGS];
+    char b_name_buf[DSD_MAX_NAME + 32];
 };
 
 /* What scanning a message's tags found. */
@@ -1056,15 +1099,16 @@ static void pending_push(struct dsd_agg *a, rmr_batch_t *b, uint32_t nrecords)
 {
     if (b == NULL)
         return;
-    if (a->npending == PENDING_MAX) {
+    struct outbox *o = &a->acc;
+    if (o->npending == PENDING_MAX) {
         /* The flush is late: hand the batch over now rather than hold more. */
         a->stats.records_flushed += nrecords;
         (void)rmr_emit(a->ins, b);
         return;
     }
-    a->pending[a->npending] = b;
-    a->pending_records[a->npending] = nrecords;
-    a->npending++;
+    o->pending[o->npending] = b;
+    o->pending_records[o->npending] = nrecords;
+    o->npending++;
 }
 
 static int batch_add_kind(rmr_batch_t *b, uint32_t kind, const void *rec)
@@ -1107,24 +1151,61 @@ static void add_record(struct dsd_agg *a, rmr_batch_t **bp, uint32_t *count, uin
     a->stats.records_dropped++;
 }
 
-/* Decodes a context's tags into a->otags; returns how many. */
-static uint32_t ctx_tags(struct dsd_agg *a, const struct ctx *c)
+/* ---- building records (dsd_agg_build: no lock; only the taken outbox, the config and the
+ * builder's scratch) --------------------------------------------------------------------------- */
+
+static void build_emit(struct dsd_agg *a)
+{
+    struct outbox *o = &a->taken;
+    if (o->cur == NULL)
+        return;
+    int rc = rmr_emit(a->ins, o->cur);
+    o->emitted += o->cur_records;
+    if (rc != 0 && o->first_error == 0)
+        o->first_error = rc;
+    o->cur = NULL;
+    o->cur_records = 0;
+}
+
+static void build_add(struct dsd_agg *a, const struct rmr_metric *m)
+{
+    struct outbox *o = &a->taken;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (o->cur == NULL) {
+            o->cur = rmr_batch_new(a->ins, NULL);
+            o->cur_records = 0;
+            if (o->cur == NULL)
+                break;
+        }
+        int rc = rmr_metric_add(o->cur, m);
+        if (rc == 0) {
+            if (++o->cur_records >= RECORDS_PER_BATCH)
+                build_emit(a);
+            return;
+        }
+        if (rc != RMR_ENOMEM || o->cur_records == 0)
+            break;
+        build_emit(a); /* full: start another */
+    }
+    o->dropped++;
+}
+
+/* Decodes a sealed entry's tags into a->b_otags. */
+static void sealed_tags(struct dsd_agg *a, const struct sealed *c)
 {
     const char *p = c->blob + c->name_len + c->host_len;
     for (uint32_t i = 0; i < c->ntags; i++) {
         uint16_t kl, vl;
         memcpy(&kl, p, 2);
         memcpy(&vl, p + 2, 2);
-        a->otags[i].key = rmr_str_n(p + 4, kl);
-        a->otags[i].value = rmr_str_n(vl != 0 ? p + 4 + kl : NULL, vl);
+        a->b_otags[i].key = rmr_str_n(p + 4, kl);
+        a->b_otags[i].value = rmr_str_n(vl != 0 ? p + 4 + kl : NULL, vl);
         p += 4 + kl + vl;
     }
-    return c->ntags;
 }
 
-static void emit_series(struct dsd_agg *a, const struct ctx *c, int64_t bucket_s,
-                        const char *suffix, uint32_t type, double value,
-                        const struct rmr_sketch *sk)
+static void emit_series(struct dsd_agg *a, const struct sealed *c, const char *suffix,
+                        uint32_t type, double value, const struct rmr_sketch *sk)
 {
     struct rmr_metric m;
     memset(&m, 0, sizeof m);
@@ -1132,24 +1213,24 @@ static void emit_series(struct dsd_agg *a, const struct ctx *c, int64_t bucket_s
     m.type = type;
     if (suffix != NULL) {
         size_t sl = strlen(suffix);
-        memcpy(a->name_buf, c->blob, c->name_len);
-        memcpy(a->name_buf + c->name_len, suffix, sl);
-        m.name = rmr_str_n(a->name_buf, c->name_len + sl);
+        memcpy(a->b_name_buf, c->blob, c->name_len);
+        memcpy(a->b_name_buf + c->name_len, suffix, sl);
+        m.name = rmr_str_n(a->b_name_buf, c->name_len + sl);
     } else {
         m.name = rmr_str_n(c->blob, c->name_len);
     }
     m.value = value;
-    m.time_ns = bucket_s * NS_PER_S;
+    m.time_ns = c->bucket_s * NS_PER_S;
     m.interval_ms = (int64_t)a->cfg.bucket_s * 1000;
     if (c->host_len != 0)
         m.host = rmr_str_n(c->blob + c->name_len, c->host_len);
-    m.tags = a->otags;
+    m.tags = a->b_otags;
     m.ntags = c->ntags;
     m.sketch = sk;
-    add_record(a, &a->cur, &a->cur_records, RMR_REC_METRIC, &m);
+    build_add(a, &m);
 }
 
-static void emit_hist(struct dsd_agg *a, const struct ctx *c, int64_t bucket_s, struct hist *h)
+static void emit_hist(struct dsd_agg *a, const struct sealed *c, struct hist *h)
 {
     char suffix[32];
     hist_sort(h);
@@ -1183,7 +1264,7 @@ static void emit_hist(struct dsd_agg *a, const struct ctx *c, int64_t bucket_s, 
         }
         suffix[0] = '.';
         strcpy(suffix + 1, ag);
-        emit_series(a, c, bucket_s, suffix, type, v, NULL);
+        emit_series(a, c, suffix, type, v, NULL);
     }
     /* Percentiles: the first sample whose running weight passes (p * count - 1) / 100, in
      * the Agent's integer arithmetic (Go's division truncates toward zero, as C's does).
@@ -1194,61 +1275,143 @@ static void emit_hist(struct dsd_agg *a, const struct ctx *c, int64_t bucket_s, 
         w += (int64_t)hist_w(h, k);
         while (idx < a->npct && w > ((int64_t)a->pct[idx] * h->stored - 1) / 100) {
             snprintf(suffix, sizeof suffix, ".%dpercentile", a->pct[idx]);
-            emit_series(a, c, bucket_s, suffix, RMR_METRIC_GAUGE, h->v[k], NULL);
+            emit_series(a, c, suffix, RMR_METRIC_GAUGE, h->v[k], NULL);
             idx++;
         }
     }
 }
 
-/* Emits a context's records for the bucket and resets it. zero_fill: emit a counter that
- * was not sampled as 0 when it was sampled in the last expiry_s (the Agent's
- * countersSampleZeroValue). */
-static void seal_ctx(struct dsd_agg *a, struct ctx *c, int64_t bucket_s, int zero_fill)
+/* Frees a sealed entry's moved state (its bytes left state_bytes when it was detached). */
+static void sealed_free_state(struct sealed *c)
 {
     switch ((enum cls)c->cls) {
+    case CLS_HIST:
+        free(c->u.h->v);
+        free(c->u.h->w);
+        free(c->u.h);
+        break;
+    case CLS_SET:
+        free(c->u.set->slots);
+        free(c->u.set);
+        break;
+    case CLS_DIST:
+        ddsketch_release(c->u.sk);
+        free(c->u.sk);
+        break;
+    case CLS_GAUGE:
+    case CLS_COUNTER: break;
+    }
+}
+
+/* Builds one sealed entry's records. */
+static void build_sealed(struct dsd_agg *a, struct sealed *c)
+{
+    sealed_tags(a, c);
+    switch ((enum cls)c->cls) {
     case CLS_COUNTER:
-        if (c->sampled ||
-            (zero_fill && c->last_ns / NS_PER_S + (int64_t)a->cfg.expiry_s > bucket_s)) {
-            ctx_tags(a, c);
-            if (a->cfg.counts_as_count)
-                emit_series(a, c, bucket_s, NULL, RMR_METRIC_COUNT, c->u.v, NULL);
-            else
-                emit_series(a, c, bucket_s, NULL, RMR_METRIC_RATE, c->u.v / (double)a->cfg.bucket_s,
-                            NULL);
-        }
+        if (a->cfg.counts_as_count)
+            emit_series(a, c, NULL, RMR_METRIC_COUNT, c->u.v, NULL);
+        else
+            emit_series(a, c, NULL, RMR_METRIC_RATE, c->u.v / (double)a->cfg.bucket_s, NULL);
+        break;
+    case CLS_GAUGE: emit_series(a, c, NULL, RMR_METRIC_GAUGE, c->u.v, NULL); break;
+    case CLS_SET: emit_series(a, c, NULL, RMR_METRIC_GAUGE, (double)c->u.set->n, NULL); break;
+    case CLS_HIST: emit_hist(a, c, c->u.h); break;
+    case CLS_DIST: {
+        struct rmr_sketch view;
+        ddsketch_view(c->u.sk, &view);
+        emit_series(a, c, NULL, RMR_METRIC_DISTRIBUTION, 0, &view);
+        break;
+    }
+    }
+    sealed_free_state(c);
+}
+
+/* ---- sealing (under the lock: copies and pointer moves only) ----------------------------------
+ */
+
+static int sealed_push(struct dsd_agg *a, const struct sealed *e)
+{
+    struct outbox *o = &a->acc;
+    if (o->n == o->cap) {
+        uint32_t ncap = o->cap != 0 ? o->cap * 2 : 1024;
+        struct sealed *nr = realloc(o->recs, (size_t)ncap * sizeof *nr);
+        if (nr == NULL)
+            return 0;
+        o->recs = nr;
+        o->cap = ncap;
+    }
+    o->recs[o->n++] = *e;
+    return 1;
+}
+
+/* Detaches a context's bucket into acc (its records are built by dsd_agg_build()) and resets
+ * the context. zero_fill: a counter that was not sampled is sealed as 0 when it was sampled
+ * in the last expiry_s (the Agent's countersSampleZeroValue). */
+static void seal_ctx(struct dsd_agg *a, struct ctx *c, int64_t bucket_s, int zero_fill)
+{
+    struct sealed e;
+    int emit = 0;
+    uint64_t bytes = 0;
+    e.blob = c->blob;
+    e.bucket_s = bucket_s;
+    e.name_len = c->name_len;
+    e.host_len = c->host_len;
+    e.ntags = c->ntags;
+    e.cls = c->cls;
+    switch ((enum cls)c->cls) {
+    case CLS_COUNTER:
+        emit = c->sampled ||
+               (zero_fill && c->last_ns / NS_PER_S + (int64_t)a->cfg.expiry_s > bucket_s);
+        e.u.v = c->u.v;
         c->u.v = 0;
         break;
     case CLS_GAUGE:
-        if (c->sampled) {
-            ctx_tags(a, c);
-            emit_series(a, c, bucket_s, NULL, RMR_METRIC_GAUGE, c->u.v, NULL);
-        }
+        emit = c->sampled;
+        e.u.v = c->u.v;
         break;
     case CLS_SET:
-        if (c->u.set->n != 0) {
-            ctx_tags(a, c);
-            emit_series(a, c, bucket_s, NULL, RMR_METRIC_GAUGE, (double)c->u.set->n, NULL);
-            set_reset(a, c->u.set);
-        }
+        emit = c->u.set != NULL && c->u.set->n != 0;
+        e.u.set = c->u.set;
+        bytes = emit ? (uint64_t)c->u.set->cap * 8 : 0;
         break;
     case CLS_HIST:
-        if (c->u.h->count != 0) {
-            ctx_tags(a, c);
-            emit_hist(a, c, bucket_s, c->u.h);
-        }
-        hist_reset(a, c->u.h);
+        emit = c->u.h != NULL && c->u.h->count != 0;
+        e.u.h = c->u.h;
+        if (emit)
+            bytes = hist_bytes(c->u.h);
+        else if (c->u.h != NULL)
+            hist_reset(a, c->u.h);
         break;
     case CLS_DIST:
-        if (c->u.sk->count != 0) {
-            struct rmr_sketch view;
-            ctx_tags(a, c);
-            ddsketch_view(c->u.sk, &view);
-            emit_series(a, c, bucket_s, NULL, RMR_METRIC_DISTRIBUTION, 0, &view);
-            ddsketch_reset(c->u.sk);
-        }
+        emit = c->u.sk != NULL && c->u.sk->count != 0;
+        e.u.sk = c->u.sk;
+        bytes = emit ? ddsketch_mem_bytes(c->u.sk) : 0;
         break;
     }
     c->sampled = 0;
+    if (!emit)
+        return;
+    if (!sealed_push(a, &e)) {
+        a->stats.records_dropped++;
+        switch ((enum cls)c->cls) {
+        case CLS_SET: set_reset(a, c->u.set); break;
+        case CLS_HIST: hist_reset(a, c->u.h); break;
+        case CLS_DIST: ddsketch_reset(c->u.sk); break;
+        case CLS_GAUGE:
+        case CLS_COUNTER: break;
+        }
+        return;
+    }
+    /* The state went with the entry; the context makes a fresh one on its next sample. */
+    a->state_bytes -= bytes;
+    switch ((enum cls)c->cls) {
+    case CLS_SET: c->u.set = NULL; break;
+    case CLS_HIST: c->u.h = NULL; break;
+    case CLS_DIST: c->u.sk = NULL; break;
+    case CLS_GAUGE:
+    case CLS_COUNTER: break;
+    }
 }
 
 static void seal(struct dsd_agg *a, int64_t bucket_s)
@@ -1325,6 +1488,32 @@ static uint64_t weight_of(double rate, double *inv)
     return w != 0 ? w : 1;
 }
 
+/* Gives a context whose state went with a sealed bucket a fresh one. Returns 0 without
+ * memory. */
+static int ctx_state(struct ctx *c)
+{
+    switch ((enum cls)c->cls) {
+    case CLS_HIST:
+        if (c->u.h == NULL)
+            c->u.h = calloc(1, sizeof *c->u.h);
+        return c->u.h != NULL;
+    case CLS_SET:
+        if (c->u.set == NULL)
+            c->u.set = calloc(1, sizeof *c->u.set);
+        return c->u.set != NULL;
+    case CLS_DIST:
+        if (c->u.sk == NULL) {
+            c->u.sk = malloc(sizeof *c->u.sk);
+            if (c->u.sk != NULL)
+                ddsketch_init(c->u.sk);
+        }
+        return c->u.sk != NULL;
+    case CLS_GAUGE:
+    case CLS_COUNTER: break;
+    }
+    return 1;
+}
+
 static void apply(struct dsd_agg *a, struct ctx *c, const struct dsd_metric *m, int64_t now_ns)
 {
     struct dsd_span rest = m->values;
@@ -1332,6 +1521,10 @@ static void apply(struct dsd_agg *a, struct ctx *c, const struct dsd_metric *m, 
     uint64_t w;
     if (now_ns > c->last_ns)
         c->last_ns = now_ns; /* a clock stepping back does not age a context */
+    if (!ctx_state(c)) {
+        a->stats.samples_capped++;
+        return;
+    }
     switch ((enum cls)c->cls) {
     case CLS_SET:
         set_add(a, c->u.set, hash_bytes(m->values.ptr, m->values.len, a->seed ^ K3));
@@ -1700,6 +1893,21 @@ fail:
     return NULL;
 }
 
+/* Frees what an outbox holds (its entries unbuilt) and leaves it empty. */
+static void outbox_clear(struct outbox *o)
+{
+    for (uint32_t i = 0; i < o->n; i++)
+        sealed_free_state(&o->recs[i]);
+    for (uint32_t i = 0; i < o->ngrave; i++)
+        free(o->grave[i]);
+    for (uint32_t i = 0; i < o->npending; i++)
+        rmr_batch_free(o->pending[i]);
+    rmr_batch_free(o->cur);
+    free(o->recs);
+    free(o->grave);
+    memset(o, 0, sizeof *o);
+}
+
 void dsd_agg_free(struct dsd_agg *a)
 {
     if (a == NULL)
@@ -1711,10 +1919,9 @@ void dsd_agg_free(struct dsd_agg *a)
     free(a->aliases);
     free(a->hot.slots);
     free(a->canon.slots);
-    rmr_batch_free(a->cur);
     rmr_batch_free(a->pass);
-    for (uint32_t i = 0; i < a->npending; i++)
-        rmr_batch_free(a->pending[i]);
+    outbox_clear(&a->taken);
+    outbox_clear(&a->acc);
     free(a);
 }
 
@@ -1749,6 +1956,19 @@ static void expire(struct dsd_agg *a, int64_t now_ns)
             continue;
         if (now_ns - c->last_ns < (c->cls == CLS_COUNTER ? counter_idle_ns : idle_ns))
             continue;
+        /* Sealed entries not built yet may point at the blob: it is freed after the next
+         * build. */
+        struct outbox *o = &a->acc;
+        if (o->ngrave == o->gcap) {
+            uint32_t ncap = o->gcap != 0 ? o->gcap * 2 : 64;
+            char **ng = realloc(o->grave, (size_t)ncap * sizeof *ng);
+            if (ng == NULL)
+                continue; /* expired at a later flush */
+            o->grave = ng;
+            o->gcap = ncap;
+        }
+        o->grave[o->ngrave++] = c->blob;
+        c->blob = NULL;
         ctx_release_state(a, c);
         if (c->cls == CLS_COUNTER)
             a->ncounters--;
@@ -1792,10 +2012,8 @@ static void expire(struct dsd_agg *a, int64_t now_ns)
     a->stats.contexts_aliases = a->nalias;
 }
 
-int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final)
+void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final)
 {
-    int first_error = 0;
-    uint64_t emitted = 0;
     if (a->open_set) {
         int64_t b = bucket_of(a, now_ns);
         if (b > a->open_s)
@@ -1803,22 +2021,76 @@ int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final)
         if (final)
             seal(a, a->open_s);
     }
-    pending_push(a, a->cur, a->cur_records);
-    a->cur = NULL;
     pending_push(a, a->pass, a->pass_records);
     a->pass = NULL;
-    for (uint32_t i = 0; i < a->npending; i++) {
-        int rc = rmr_emit(a->ins, a->pending[i]);
-        emitted += a->pending_records[i];
-        if (rc != 0 && first_error == 0)
-            first_error = rc;
+    a->pass_records = 0;
+    /* The previous flush built what it took: its arrays, empty, go on collecting. */
+    struct outbox done = a->taken;
+    a->taken = a->acc;
+    memset(&a->acc, 0, sizeof a->acc);
+    for (uint32_t i = 0; i < done.n; i++) /* only when a build was skipped */
+        sealed_free_state(&done.recs[i]);
+    for (uint32_t i = 0; i < done.ngrave; i++)
+        free(done.grave[i]);
+    for (uint32_t i = 0; i < done.npending; i++)
+        rmr_batch_free(done.pending[i]);
+    rmr_batch_free(done.cur);
+    a->acc.recs = done.recs;
+    a->acc.cap = done.cap;
+    a->acc.grave = done.grave;
+    a->acc.gcap = done.gcap;
+    a->detach_work = a->taken.n;
+}
+
+int dsd_agg_build(struct dsd_agg *a)
+{
+    struct outbox *o = &a->taken;
+    for (uint32_t i = 0; i < o->n; i++)
+        build_sealed(a, &o->recs[i]);
+    o->n = 0;
+    if (o->cap > 4096) { /* 40 bytes a context bucket: not kept between flushes */
+        free(o->recs);
+        o->recs = NULL;
+        o->cap = 0;
     }
-    a->npending = 0;
-    a->stats.records_flushed += emitted;
+    build_emit(a);
+    for (uint32_t i = 0; i < o->npending; i++) {
+        int rc = rmr_emit(a->ins, o->pending[i]);
+        o->emitted += o->pending_records[i];
+        if (rc != 0 && o->first_error == 0)
+            o->first_error = rc;
+    }
+    o->npending = 0;
+    for (uint32_t i = 0; i < o->ngrave; i++)
+        free(o->grave[i]);
+    o->ngrave = 0;
+    if (o->first_error != 0)
+        return o->first_error;
+    return o->emitted > INT32_MAX ? INT32_MAX : (int)o->emitted;
+}
+
+void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns)
+{
+    struct outbox *o = &a->taken;
+    a->stats.records_flushed += o->emitted;
+    a->stats.records_dropped += o->dropped;
+    o->emitted = 0;
+    o->dropped = 0;
+    o->first_error = 0;
     expire(a, now_ns);
-    if (first_error != 0)
-        return first_error;
-    return emitted > INT32_MAX ? INT32_MAX : (int)emitted;
+}
+
+int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final)
+{
+    dsd_agg_detach(a, now_ns, final);
+    int rc = dsd_agg_build(a);
+    dsd_agg_finish(a, now_ns);
+    return rc;
+}
+
+uint64_t dsd_agg_detach_work(const struct dsd_agg *a)
+{
+    return a->detach_work;
 }
 
 void dsd_agg_stats(const struct dsd_agg *a, struct dsd_agg_stats *out)

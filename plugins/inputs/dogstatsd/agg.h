@@ -11,8 +11,9 @@
  * (plugins/lib/ddsketch). Metrics with "|T" bypass aggregation; events and service checks
  * pass through. dsd_agg_flush() emits closed buckets and what passed through.
  *
- * Threads: dsd_agg_packet() and dsd_agg_flush() must not run concurrently on one dsd_agg (the
- * glue holds a mutex: the reader thread parses, the loop thread flushes). Neither blocks.
+ * Threads: dsd_agg_packet(), dsd_agg_flush(), dsd_agg_detach() and dsd_agg_finish() must not
+ * run concurrently on one dsd_agg (the glue holds a mutex: the reader thread parses, the loop
+ * thread flushes); dsd_agg_build() may run concurrently with dsd_agg_packet(). None blocks.
  */
 #ifndef REMORA_DOGSTATSD_AGG_H
 #define REMORA_DOGSTATSD_AGG_H
@@ -111,6 +112,24 @@ void dsd_agg_packet(struct dsd_agg *a, const char *data, size_t len, int64_t now
  * expiry_s. final: the open bucket too (at stop). Returns the records emitted, or an error
  * from the host (records are counted as dropped by the host then). */
 int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final);
+
+/* dsd_agg_flush() in three steps, so that the glue holds its lock only where needed:
+ *   dsd_agg_detach()  under the lock: closes the buckets that ended at or before now_ns (all
+ *                     when final), moving each sampled context's value or state (a
+ *                     histogram's samples, a set, a sketch) out of the context into a list,
+ *                     and takes that list and the pass-through batches; copies and pointer
+ *                     moves only: no record is built and nothing is emitted.
+ *   dsd_agg_build()   WITHOUT the lock (dsd_agg_packet() may run meanwhile): builds the
+ *                     records of what the detach took and emits them; returns as
+ *                     dsd_agg_flush().
+ *   dsd_agg_finish()  under the lock: adds the build's counters and forgets idle contexts.
+ * One flush at a time (detach, build and finish of one flush before the next detach). */
+void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final);
+int dsd_agg_build(struct dsd_agg *a);
+void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns);
+
+/* Test hook: the context buckets the last dsd_agg_detach() took. */
+uint64_t dsd_agg_detach_work(const struct dsd_agg *a);
 
 /* Counters so far (copied). */
 void dsd_agg_stats(const struct dsd_agg *a, struct dsd_agg_stats *out);

@@ -10,7 +10,9 @@
  * (RMR_DGRAM_OWN_THREAD); the Unix stream listener delivers its frames on the loop thread
  * (the host frames them there). Every callback takes st->mu around dsd_agg_packet(), so one
  * aggregator serves every transport. The flush timer (loop thread) takes st->mu around
- * dsd_agg_flush(), which emits, and reads the aggregator's counters; counters and log lines
+ * dsd_agg_detach() (closed buckets moved out of the contexts: pointer moves), builds and emits
+ * their records without it (dsd_agg_build()), then takes it again around dsd_agg_finish()
+ * (expiry) and to read the aggregator's counters; counters and log lines
  * are given to the host from the loop thread only, since reader threads may use nothing but
  * batches, clocks and rmr_emit(). Emitting under st->mu is safe because the host never waits
  * on the loop for a reader to leave its callback (back-pressure pauses the listeners without
@@ -561,8 +563,16 @@ static void flush(struct dsd_state *st, int final)
     struct dsd_agg_stats s;
     int64_t now_ms = rmr_mono_ns(st->ins) / 1000000;
     memset(bad, 0, sizeof bad);
+    int64_t now_ns = rmr_now_ns(st->ins);
+    /* Only the detach (pointer moves) and the finish (counters, expiry) hold the lock the
+     * readers need: records are built and emitted without it, so a flush of 10^4 contexts
+     * does not stall a reader for milliseconds (it would drop datagrams at 10^5/s). */
     pthread_mutex_lock(&st->mu);
-    int rc = dsd_agg_flush(st->agg, rmr_now_ns(st->ins), final);
+    dsd_agg_detach(st->agg, now_ns, final);
+    pthread_mutex_unlock(&st->mu);
+    int rc = dsd_agg_build(st->agg);
+    pthread_mutex_lock(&st->mu);
+    dsd_agg_finish(st->agg, now_ns);
     dsd_agg_stats(st->agg, &s);
     uint64_t truncated = st->truncated;
     /* A reason logged recently keeps accumulating until it is due (or the final flush). */
