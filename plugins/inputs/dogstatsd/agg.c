@@ -308,6 +308,7 @@ struct dsd_agg {
 
     struct dsd_agg_stats stats;
     enum dsd_error last_error;
+    uint64_t errors_total; /* every stats.errors[] increment, summed */
     char last_msg[LAST_ERROR_BYTES];
     size_t last_len;
 
@@ -1471,6 +1472,7 @@ static void advance(struct dsd_agg *a, int64_t now_ns)
 static void remember_error(struct dsd_agg *a, enum dsd_error e, const char *msg, size_t len)
 {
     a->stats.errors[e]++;
+    a->errors_total++;
     a->last_error = e;
     a->last_len = len < LAST_ERROR_BYTES ? len : LAST_ERROR_BYTES;
     memcpy(a->last_msg, msg, a->last_len);
@@ -2096,6 +2098,11 @@ uint64_t dsd_agg_detach_work(const struct dsd_agg *a)
 void dsd_agg_stats(const struct dsd_agg *a, struct dsd_agg_stats *out)
 {
     *out = a->stats;
+}
+
+uint64_t dsd_agg_error_count(const struct dsd_agg *a)
+{
+    return a->errors_total;
 }
 
 enum dsd_error dsd_agg_last_error(const struct dsd_agg *a, const char **msg, size_t *len)

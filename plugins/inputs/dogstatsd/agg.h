@@ -139,5 +139,7 @@ void dsd_agg_stats(const struct dsd_agg *a, struct dsd_agg_stats *out);
  * first bytes (at most 96, as received: not NUL-terminated, may hold any byte), borrowed until
  * the next dsd_agg_packet(). */
 enum dsd_error dsd_agg_last_error(const struct dsd_agg *a, const char **msg, size_t *len);
+/* Messages refused so far, all reasons: one load, for the reader's per-datagram check. */
+uint64_t dsd_agg_error_count(const struct dsd_agg *a);
 
 #endif

@@ -475,7 +475,10 @@ static void on_packets(rmr_instance_t *ins, void *arg, const struct rmr_dgram *m
             if (len == 0)
                 continue;
         }
+        uint64_t errors = dsd_agg_error_count(st->agg);
         dsd_agg_packet(st->agg, data, len, now_ns);
+        if (dsd_agg_error_count(st->agg) == errors)
+            continue; /* the common case: no per-reason walk, no stats copy */
         dsd_agg_stats(st->agg, &after);
         for (uint32_t e = 1; e < DSD_E_COUNT; e++)
             if (after.errors[e] != before.errors[e])

@@ -957,6 +957,12 @@ static void test_tags_and_host(void)
     struct dsd_agg_stats st;
     dsd_agg_stats(e.a, &st);
     IS_UINT(st.errors[DSD_E_TOO_LONG], 1, "1025 tags: counted as too_long");
+    {
+        uint64_t total = 0;
+        for (int reason = 0; reason < DSD_E_COUNT; reason++)
+            total += st.errors[reason];
+        IS_UINT(dsd_agg_error_count(e.a), total, "error_count is the sum over reasons");
+    }
     const char *lm;
     size_t ll;
     IS_INT(dsd_agg_last_error(e.a, &lm, &ll), DSD_E_TOO_LONG, "last error: too_long");
