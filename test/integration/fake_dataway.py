@@ -9,11 +9,11 @@ default). A failed check is recorded in .violations and answered 400. Lines acce
 2xx are kept per category.
 """
 import gzip
-import http.server
 import re
 import threading
 import time
 import urllib.parse
+from fakes import loopback_server
 
 CATEGORIES = {"metric", "object", "logging", "tracing", "keyevent"}
 # measurement[,tags] fields [timestamp]: unescaped spaces separate the three parts.
@@ -32,20 +32,9 @@ class Dataway:
         self.violations = []
         dw = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                dw._handle(self)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = loopback_server(do_POST=lambda h: dw._handle(h))
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _check(self, h, body):
         u = urllib.parse.urlsplit(h.path)

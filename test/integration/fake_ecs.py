@@ -7,10 +7,10 @@ computed here from the same numbers with the Docker formula, independently of re
 
 Run alone: python3 fake_ecs.py [port]  (prints the ECS_CONTAINER_METADATA_URI_V4 to export).
 """
-import http.server
 import json
 import sys
 import threading
+from fakes import loopback_server
 
 REGION = "eu-west-3"
 CLUSTER = f"arn:aws:ecs:{REGION}:123456789012:cluster/payments-prod"
@@ -166,18 +166,10 @@ class MetadataServer:
         self.lock = threading.Lock()
         outer = self
 
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                outer._get(self)
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
+        # HTTP/1.0 by default: bench/ecs_poll.py --keepalive switches the handler to 1.1.
+        self.srv = loopback_server(protocol="HTTP/1.0", do_GET=lambda h: outer._get(h))
         self.port = self.srv.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}/v4/{CONTAINERS[1]['id']}"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def _get(self, h):
         prefix = "/v4/" + CONTAINERS[1]["id"]

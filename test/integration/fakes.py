@@ -34,6 +34,19 @@ def decode_body(encoding, body):
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
+
+def loopback_server(protocol="HTTP/1.1", **methods):
+    """A threaded HTTP server on a free loopback port, serving in a daemon thread. methods are
+    the handler's methods (do_POST=fn(handler), ...); request logging is off. Returns the
+    server: server_address[1] is the port, shutdown() and server_close() stop it."""
+    handler = type("Handler", (http.server.BaseHTTPRequestHandler,),
+                   {"protocol_version": protocol, "log_message": lambda self, *args: None,
+                    **methods})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
 class Receiver:
     def __init__(self, script=(), default="200", path="/ingest", content_type=None,
                  expect_headers=None):
@@ -49,30 +62,21 @@ class Receiver:
         self.hangs = []
         recv = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def do_get(h):
+            recv._violation(f"GET {h.path}")
+            h._send(405, b'{"error":"method"}')
 
-            def log_message(self, *args):
-                pass
+        def send(h, status, body, extra=None):
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(body)
 
-            def do_POST(self):
-                recv._handle(self)
-
-            def do_GET(self):
-                recv._violation(f"GET {self.path}")
-                self._send(405, b'{"error":"method"}')
-
-            def _send(self, status, body, extra=None):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (extra or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = loopback_server(do_POST=lambda h: recv._handle(h), do_GET=do_get,
+                                      _send=send)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
