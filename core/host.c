@@ -413,6 +413,16 @@ static int h_tagger_lookup(rmr_instance_t *ins, const char *entity, size_t len, 
     return tagger_get(ins->agent->tagger, entity, len, cb, arg);
 }
 
+/* ---- outputs (ABI 1.3) --------------------------------------------------------------------- */
+
+static int h_output_halt(rmr_instance_t *ins, const char *reason)
+{
+    if (ins->out == NULL)
+        return RMR_EINVAL;
+    delivery_halt(&ins->out->delivery, reason);
+    return 0;
+}
+
 static void h_stop_done(rmr_instance_t *ins)
 {
     agent_instance_stopped(ins);
@@ -462,6 +472,7 @@ const struct rmr_host_api host_api = {
     .global_tags_set = h_global_tags_set,
     .tagger_set = h_tagger_set,
     .tagger_lookup = h_tagger_lookup,
+    .output_halt = h_output_halt,
 };
 
 /* A stopped instance: its timers no longer fire, but the handles stay valid until destroy, so

@@ -424,6 +424,25 @@ static void set_state(struct delivery *d, uint32_t state)
     }
 }
 
+/* Enters (or stays in) the halted state: nothing is sent before halt_probe has passed. */
+static void halt(struct delivery *d, const char *cause, const char *what)
+{
+    if (d->state != DELIVERY_HALTED)
+        log_write(RMR_LOG_ERROR, name_of(d),
+                  "halted: %s (%s); keeping %u queued payloads and probing every %llu ms", cause,
+                  what, d->count, (unsigned long long)d->halt_probe_ms);
+    snprintf(d->last_error, sizeof d->last_error, "%s", what);
+    d->last_error_ns = wall_ns();
+    set_state(d, DELIVERY_HALTED);
+    d->not_before_ms = uv_now(d->loop) + d->halt_probe_ms;
+}
+
+void delivery_halt(struct delivery *d, const char *reason)
+{
+    halt(d, "the output asked to halt", reason != NULL && reason[0] != '\0' ? reason : "halted");
+    kick(d);
+}
+
 /* ---- HTTP sending ---------------------------------------------------------------------------- */
 
 static void free_send(struct send_ctx *s)
@@ -616,16 +635,8 @@ static void on_response(void *arg, const struct httpc_response *r)
         break;
     }
     case RMR_VERDICT_HALT:
-        if (d->state != DELIVERY_HALTED)
-            log_write(RMR_LOG_ERROR, name_of(d),
-                      "halted: the backend refused the credentials (%s); keeping %u queued "
-                      "payloads and probing every %llu ms",
-                      what, d->count, (unsigned long long)d->halt_probe_ms);
-        snprintf(d->last_error, sizeof d->last_error, "%s", what);
-        d->last_error_ns = wall_ns();
-        set_state(d, DELIVERY_HALTED);
-        d->not_before_ms = uv_now(d->loop) + d->halt_probe_ms;
         queue_push_front(d, p);
+        halt(d, "the backend refused the credentials", what);
         break;
     case RMR_VERDICT_REJECT:
         snprintf(d->last_error, sizeof d->last_error, "%s", what);

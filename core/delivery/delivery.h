@@ -115,6 +115,9 @@ uint64_t delivery_records(const struct delivery *d);
  * the retry timer and closes files. The owner then closes retry_timer (when timer_ready) with
  * uv_close() before freeing d. Called at exit only. */
 void delivery_release(struct delivery *d);
+/* Halts delivery as a RMR_VERDICT_HALT answer does (rmr_output_halt): reason becomes the last
+ * error; the head is probed again after halt_probe, and an accepted probe resumes. */
+void delivery_halt(struct delivery *d, const char *reason);
 
 /* The default classification of a response (exposed for tests and the SDK docs). */
 int delivery_default_verdict(const struct rmr_response *resp);

@@ -62,6 +62,7 @@ struct rmr_instance {
     uint32_t ncounters;
     uint32_t counters_cap;
     struct tagset published; /* ABI 1.2: task-wide tags it published */
+    char *halt_reason;       /* ABI 1.3: set by rmr_output_halt() */
     struct rmr_instance *next;
 };
 
@@ -1555,6 +1556,24 @@ uint32_t rmr_fakehost_tagger_count(const struct rmr_fakehost *fh)
     return fh->tagger != NULL ? tagger_count(fh->tagger) : 0;
 }
 
+static int h_output_halt(rmr_instance_t *ins, const char *reason)
+{
+    if (ins->desc.kind != RMR_KIND_OUTPUT)
+        return RMR_EINVAL;
+    char *copy = strdup(reason != NULL && reason[0] != '\0' ? reason : "halted");
+    if (copy == NULL)
+        return RMR_ENOMEM;
+    free(ins->halt_reason);
+    ins->halt_reason = copy;
+    return 0;
+}
+
+const char *rmr_fakehost_halted(const struct rmr_fakehost *fh, const rmr_instance_t *ins)
+{
+    (void)fh;
+    return ins->halt_reason;
+}
+
 static const struct rmr_host_api fake_api = {
     .struct_size = sizeof(struct rmr_host_api),
     .abi_major = RMR_ABI_MAJOR,
@@ -1599,6 +1618,7 @@ static const struct rmr_host_api fake_api = {
     .global_tags_set = h_global_tags_set,
     .tagger_set = h_tagger_set,
     .tagger_lookup = h_tagger_lookup,
+    .output_halt = h_output_halt,
 };
 
 /* ---- the fake host ------------------------------------------------------------------------ */
@@ -1704,6 +1724,7 @@ static void instance_free(struct rmr_instance *ins)
     tagset_release(&ins->published);
     cfg_store_free(ins->store);
     free(ins->config);
+    free(ins->halt_reason);
     free(ins->name);
     free(ins);
 }

@@ -273,6 +273,10 @@ void rmr_fakehost_global_tags(const struct rmr_fakehost *fh, const struct rmr_ta
 /* Entities the tagger knows. */
 uint32_t rmr_fakehost_tagger_count(const struct rmr_fakehost *fh);
 
+/* ABI 1.3: the reason an output gave rmr_output_halt() (the last call), or NULL when it never
+ * halted. The fake host keeps no delivery queue: encoded payloads stay in the payload list. */
+const char *rmr_fakehost_halted(const struct rmr_fakehost *fh, const rmr_instance_t *ins);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,7 +20,8 @@ from tap import main
 TEST_PLUGINS = os.path.join(BUILD, "test", "plugins")
 PDIR = plugin_dir(os.path.join(TEST_PLUGINS, "input_seq.so"),
                   os.path.join(TEST_PLUGINS, "input_echo.so"),
-                  os.path.join(TEST_PLUGINS, "input_fetcher.so"), name="courier")
+                  os.path.join(TEST_PLUGINS, "input_fetcher.so"),
+                  os.path.join(TEST_PLUGINS, "output_haltout.so"), name="courier")
 TOKEN = "tkn-9f8e7d6c5b4a"
 
 
@@ -204,6 +205,34 @@ def test_403_halts_and_keeps(t):
     recv.close()
 
 
+def test_output_halts_itself(t):
+    """rmr_output_halt (ABI 1.3): an output halts before sending anything, keeps its queue,
+    says why, and the first accepted probe resumes it."""
+    recv = Receiver()
+    path = write(os.path.join(TMP, "selfhalt.conf"),
+                 "[input.seq]\ncount = 200\nper_tick = 100\ninterval = 50ms\n\n"
+                 f"[output.haltout]\nurl = {recv.url}\nbatch_timeout = 100ms\n"
+                 "halt_probe = 2s\n")
+    a = Agent(["-c", path], REMORA_AGENT_PLUGIN_DIR=PDIR)
+    halted = recv.wait(lambda: ((a.instance("output.haltout") or {}).get("delivery") or {})
+                       .get("state") == "halted", 10)
+    t.ok(halted, "the output is halted from its start")
+    t.ok(recv.wait(lambda: (a.instance("output.haltout") or {}).get("records_in", 0) >= 200, 5),
+         "the records reach its queue")
+    out = a.instance("output.haltout")
+    t.eq(len(recv.requests), 0, "nothing is sent before halt_probe has passed")
+    t.eq(out["records_dropped"], 0, "nothing is dropped")
+    t.contains(json.dumps(out["delivery"]), "told to halt at start", "status says why")
+    r = cli(a, "health")
+    t.eq(r.returncode, 1, "remora health exits 1 while halted", r.stdout)
+    t.contains(a.errors(), "halted: the output asked to halt (told to halt at start)",
+               "one error line says why")
+    t.ok(recv.wait(all_arrived(recv, 200), 10), "the probe is accepted and every record arrives")
+    t.eq(a.instance("output.haltout")["delivery"]["state"], "ok", "the output is ok again")
+    a.stop()
+    recv.close()
+
+
 def test_halted_shutdown(t):
     recv = Receiver(default="401")
     a = start("haltstop", recv, count=200)
@@ -334,7 +363,7 @@ if __name__ == "__main__":
     try:
         main([test_delivers_with_token, test_503_three_times, test_500s_none_missing,
               test_retry_after, test_close_and_hang, test_413_split, test_400_rejects,
-              test_403_halts_and_keeps, test_halted_shutdown, test_when_full_drop_oldest,
+              test_403_halts_and_keeps, test_output_halts_itself, test_halted_shutdown, test_when_full_drop_oldest,
               test_when_full_block,
               test_http_input_answers_429, test_fetch, test_unreachable])
     finally:

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RMR_ABI_MAJOR 1
-#define RMR_ABI_MINOR 2
+#define RMR_ABI_MINOR 3
 
 /* ---- handles ---------------------------------------------------------------------------- */
 
@@ -438,6 +438,9 @@ struct rmr_host_api {
                       const struct rmr_tag *tags, uint32_t ntags);
     int (*tagger_lookup)(rmr_instance_t *ins, const char *entity, size_t entity_len,
                          rmr_tagger_cb cb, void *arg);
+
+    /* ABI 1.3: an output halts its own delivery. */
+    int (*output_halt)(rmr_instance_t *ins, const char *reason);
 };
 
 #define RMR_HOST_HAS(handle, member)                                                               \
@@ -779,6 +782,20 @@ static inline int rmr_tagger_lookup(rmr_instance_t *ins, const char *entity, siz
                                     rmr_tagger_cb cb, void *arg)
 {
     return RMR__HOST(ins)->tagger_lookup(ins, entity, entity_len, cb, arg);
+}
+
+/* ---- wrappers: outputs (ABI 1.3; check RMR_HOST_HAS(ins, output_halt) first when a plugin
+ * may run on an older host) ---------------------------------------------------------------------
+ */
+
+/* Halts this output's delivery as a RMR_VERDICT_HALT answer does: nothing is sent, queued and
+ * new payloads are kept (within the queue's bound), and the queue's head is sent again every
+ * halt_probe; the first accepted probe resumes delivery. For an output that learns its
+ * credentials are refused before it sends anything (a key validation at start). reason is
+ * shown in logs and status: never a secret. Loop thread. Errors: RMR_EINVAL (an input). */
+static inline int rmr_output_halt(rmr_instance_t *ins, const char *reason)
+{
+    return RMR__HOST(ins)->output_halt(ins, reason);
 }
 
 #ifdef __cplusplus
