@@ -5,12 +5,12 @@
  * Thread: the main thread; blocking is fine in a CLI. */
 #include "cli_status.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/client/curl_api.h"
 #include "util/buf.h"
 
 static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
@@ -38,29 +38,37 @@ static json_t *fetch_status(const char *listen, long timeout_ms, char *why, size
     char addr[300], url[400];
     connect_address(listen, addr, sizeof addr);
     snprintf(url, sizeof url, "http://%s/v1/status", addr);
-    CURL *c = curl_easy_init();
+    const char *load_why = NULL;
+    const struct curl_api *cu = curl_api_get(&load_why);
+    if (cu == NULL) {
+        snprintf(why, whylen, "%s", load_why);
+        return NULL;
+    }
+    cu->global_init(CURL_GLOBAL_DEFAULT);
+    CURL *c = cu->easy_init();
     if (c == NULL) {
         snprintf(why, whylen, "cannot start an HTTP client");
+        cu->global_cleanup();
         return NULL;
     }
     struct dbuf body;
     dbuf_init(&body, 16u << 20);
     char err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    CURLcode rc = curl_easy_perform(c);
+    cu->easy_setopt(c, CURLOPT_URL, url);
+    cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_NOPROXY, "*");
+    cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    cu->easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    CURLcode rc = cu->easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    cu->easy_cleanup(c);
     json_t *doc = NULL;
+    const char *curl_error = rc != CURLE_OK && err[0] == '\0' ? cu->easy_strerror(rc) : err;
     if (rc != CURLE_OK) {
-        snprintf(why, whylen, "cannot reach remora at %s: %s", addr,
-                 err[0] ? err : curl_easy_strerror(rc));
+        snprintf(why, whylen, "cannot reach remora at %s: %s", addr, curl_error);
     } else if (status != 200) {
         snprintf(why, whylen, "remora at %s answered %ld to /v1/status", addr, status);
     } else {
@@ -70,6 +78,7 @@ static json_t *fetch_status(const char *listen, long timeout_ms, char *why, size
             snprintf(why, whylen, "remora at %s sent a status that is not JSON: %s", addr, je.text);
     }
     dbuf_release(&body);
+    cu->global_cleanup();
     return doc;
 }
 
@@ -184,7 +193,6 @@ static void render(const json_t *doc)
 int cli_status(const char *listen, int json)
 {
     char why[512];
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     json_t *doc = fetch_status(listen, 5000, why, sizeof why);
     int rc = 0;
     if (doc == NULL) {
@@ -199,14 +207,12 @@ int cli_status(const char *listen, int json)
         render(doc);
     }
     json_decref(doc);
-    curl_global_cleanup();
     return rc;
 }
 
 int cli_health(const char *listen)
 {
     char why[512];
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     json_t *doc = fetch_status(listen, 3000, why, sizeof why);
     int rc = 0;
     if (doc == NULL) {
@@ -241,6 +247,5 @@ int cli_health(const char *listen)
                    retrying ? " or retrying" : "");
     }
     json_decref(doc);
-    curl_global_cleanup();
     return rc;
 }

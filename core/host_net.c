@@ -162,7 +162,7 @@ int host_http_respond(rmr_http_req_t *req, int status, const struct rmr_http_hea
 
 /* ---- outbound requests ------------------------------------------------------------------- */
 
-/* The client is made on first use: curl's global setup loads OpenSSL, which costs a few
+/* The client is made on first use: loading libcurl and its TLS library costs a few
  * milliseconds and megabytes that an agent writing to files or stdout never needs. */
 struct httpc *host_http_client(struct agent *a)
 {
@@ -177,7 +177,8 @@ struct httpc *host_http_client(struct agent *a)
     };
     int rc = httpc_new(&a->loop, &ho, &a->http);
     if (rc < 0) {
-        log_error("cannot start the HTTP client: %s", rmr_strerror(rc));
+        const char *why = httpc_load_error();
+        log_error("cannot start the HTTP client: %s", why != NULL ? why : rmr_strerror(rc));
         a->http = NULL;
     }
     return a->http;

@@ -7,7 +7,8 @@
  * httpc_send() nor from inside a curl callback, where curl forbids calling it back. */
 #include "net/client/httpc.h"
 
-#include <curl/curl.h>
+#include "net/client/curl_api.h"
+
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -84,16 +85,25 @@ struct httpc {
  * process-wide state (TLS library, resolver) whatever we do, and pthread_once needs them. */
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
+static const struct curl_api *cu; /* set once by global_init */
+static const char *load_why;
 
 static void global_init(void)
 {
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    cu = curl_api_get(&load_why);
+    if (cu != NULL)
+        global_rc = cu->global_init(CURL_GLOBAL_DEFAULT);
+}
+
+const char *httpc_load_error(void)
+{
+    return cu == NULL ? load_why : NULL;
 }
 
 void httpc_global_cleanup(void)
 {
     if (global_rc == CURLE_OK) {
-        curl_global_cleanup();
+        cu->global_cleanup();
         global_rc = CURLE_FAILED_INIT;
     }
 }
@@ -317,7 +327,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
     int running;
     /* s may be closed by curl's socket_cb inside this call; it is not touched afterwards. */
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    cu->multi_socket_action(c->multi, s->fd, flags, &running);
     drain(c);
 }
 
@@ -330,7 +340,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (s != NULL) {
-            curl_multi_assign(c->multi, fd, NULL);
+            cu->multi_assign(c->multi, fd, NULL);
             sock_close(s);
         }
         return 0;
@@ -339,7 +349,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         s = sock_open(c, fd);
         if (s == NULL)
             return 0;
-        curl_multi_assign(c->multi, fd, s);
+        cu->multi_assign(c->multi, fd, s);
     }
     int events = 0;
     if (what & CURL_POLL_IN)
@@ -357,7 +367,7 @@ static void on_timer(uv_timer_t *t)
 {
     struct httpc *c = t->data;
     int running;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    cu->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain(c);
 }
 
@@ -388,8 +398,8 @@ static void xfer_free(struct httpc_xfer *x)
     if (x == NULL)
         return;
     if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
-    curl_slist_free_all(x->headers); /* after the easy handle, which points into it */
+        cu->easy_cleanup(x->easy);
+    cu->slist_free_all(x->headers); /* after the easy handle, which points into it */
     free(x->body);
     free(x->content_type);
     free(x);
@@ -445,8 +455,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
     if (x->body == NULL) {
         /* Size the buffer once when the server announced the length (still under the bound). */
         curl_off_t announced = -1;
-        if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) ==
-                CURLE_OK &&
+        if (cu->easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK &&
             announced > 0 && (uint64_t)announced <= x->max_body_bytes &&
             body_reserve(x, (size_t)announced + 1) < 0) {
             x->no_memory = 1;
@@ -527,7 +536,7 @@ static int map_error(const struct httpc_xfer *x, CURLcode r)
     /* A proxy that answers CONNECT with an error shows as a receive error in curl 7.88; the
      * connection was not reset, the tunnel was refused (curl's text gives the status). */
     long connect_code = 0;
-    if (curl_easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code) == CURLE_OK &&
+    if (cu->easy_getinfo(x->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code) == CURLE_OK &&
         connect_code >= 300)
         return RMR_EIO;
     /* PARTIAL_FILE: the peer closed before the announced length arrived. */
@@ -545,7 +554,7 @@ static const char *error_text(struct httpc_xfer *x, CURLcode r)
     else if (x->no_memory)
         snprintf(x->errbuf, sizeof x->errbuf, "out of memory for the response body");
     else if (x->errbuf[0] == '\0')
-        snprintf(x->errbuf, sizeof x->errbuf, "%s", curl_easy_strerror(r));
+        snprintf(x->errbuf, sizeof x->errbuf, "%s", cu->easy_strerror(r));
     return x->errbuf;
 }
 
@@ -553,8 +562,8 @@ static void complete(struct httpc_xfer *x, CURLcode result)
 {
     struct httpc *c = x->c;
     long status = 0;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(c->multi, x->easy);
+    cu->easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    cu->multi_remove_handle(c->multi, x->easy);
     xfer_unlink(x);
     x->completing = 1;
 
@@ -585,17 +594,17 @@ static void drain(struct httpc *c)
     CURLMsg *m;
     int left;
     c->dispatching++;
-    while (!c->freeing && (m = curl_multi_info_read(c->multi, &left)) != NULL) {
+    while (!c->freeing && (m = cu->multi_info_read(c->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
         CURLcode result = m->data.result;
         void *priv = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        cu->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
         complete(priv, result);
     }
     c->dispatching--;
     if (c->freeing && c->dispatching == 0 && !c->torn_down) {
-        curl_multi_cleanup(c->multi);
+        cu->multi_cleanup(c->multi);
         c->multi = NULL;
         while (c->socks != NULL)
             sock_close(c->socks);
@@ -608,13 +617,13 @@ static void drain(struct httpc *c)
 
 static int check_url(const char *url)
 {
-    CURLU *u = curl_url();
+    CURLU *u = cu->url();
     if (u == NULL)
         return RMR_ENOMEM;
     char *scheme = NULL;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    CURLUcode uc = cu->url_set(u, CURLUPART_URL, url, 0);
     if (uc == CURLUE_OK)
-        uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+        uc = cu->url_get(u, CURLUPART_SCHEME, &scheme, 0);
     int rc;
     if (uc == CURLUE_OUT_OF_MEMORY)
         rc = RMR_ENOMEM;
@@ -622,8 +631,8 @@ static int check_url(const char *url)
         rc = RMR_EINVAL;
     else
         rc = strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0 ? 0 : RMR_EINVAL;
-    curl_free(scheme);
-    curl_url_cleanup(u);
+    cu->free(scheme);
+    cu->url_cleanup(u);
     return rc;
 }
 
@@ -657,7 +666,7 @@ static int build_headers(struct httpc_xfer *x, const struct httpc_request *req)
     int has_expect = 0;
     if (req->headers != NULL)
         for (const char *const *h = req->headers; *h != NULL; h++) {
-            struct curl_slist *l = curl_slist_append(x->headers, *h);
+            struct curl_slist *l = cu->slist_append(x->headers, *h);
             if (l == NULL)
                 return RMR_ENOMEM;
             x->headers = l;
@@ -666,7 +675,7 @@ static int build_headers(struct httpc_xfer *x, const struct httpc_request *req)
     if (!has_expect) {
         /* curl sends "Expect: 100-continue" before large bodies and waits up to a second for
          * the go-ahead; collectors do not need the round trip. */
-        struct curl_slist *l = curl_slist_append(x->headers, "Expect:");
+        struct curl_slist *l = cu->slist_append(x->headers, "Expect:");
         if (l == NULL)
             return RMR_ENOMEM;
         x->headers = l;
@@ -676,7 +685,7 @@ static int build_headers(struct httpc_xfer *x, const struct httpc_request *req)
 
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
-        CURLcode e_ = curl_easy_setopt(h, opt, val);                                               \
+        CURLcode e_ = cu->easy_setopt(h, opt, val);                                                \
         if (e_ != CURLE_OK)                                                                        \
             return e_;                                                                             \
     } while (0)
@@ -765,7 +774,7 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, httpc_done done
     if (x->max_body_bytes > MAX_RESPONSE_BYTES_CAP)
         x->max_body_bytes = MAX_RESPONSE_BYTES_CAP;
     rc = RMR_ENOMEM;
-    x->easy = curl_easy_init();
+    x->easy = cu->easy_init();
     if (x->easy == NULL)
         goto fail;
     if ((rc = build_headers(x, req)) < 0)
@@ -777,7 +786,7 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, httpc_done done
     }
     x->start_ns = uv_hrtime();
     /* Only arms curl's timer (timer_cb): nothing completes before we return. */
-    CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+    CURLMcode mc = cu->multi_add_handle(c->multi, x->easy);
     if (mc != CURLM_OK) {
         rc = mc == CURLM_OUT_OF_MEMORY ? RMR_ENOMEM : RMR_EIO;
         goto fail;
@@ -797,7 +806,7 @@ void httpc_cancel(struct httpc_xfer *x)
         return;
     struct httpc *c = x->c;
     /* Also drops a finished transfer's message still queued for drain. */
-    curl_multi_remove_handle(c->multi, x->easy);
+    cu->multi_remove_handle(c->multi, x->easy);
     xfer_unlink(x);
     xfer_free(x);
 }
@@ -834,17 +843,17 @@ int httpc_new(uv_loop_t *loop, const struct httpc_opts *opts, struct httpc **out
     c->user_agent = strdup(opts->user_agent != NULL ? opts->user_agent : "remora/" REMORA_VERSION);
     if (c->user_agent == NULL)
         goto fail;
-    c->multi = curl_multi_init();
+    c->multi = cu->multi_init();
     if (c->multi == NULL)
         goto fail;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
+    cu->multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    cu->multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
+    cu->multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    cu->multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
     if (opts->max_connections != 0) {
         /* Transfers beyond the limit wait inside curl for a free connection. */
-        curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts->max_connections);
-        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_connections);
+        cu->multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts->max_connections);
+        cu->multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)opts->max_connections);
     }
     uv_timer_init(loop, &c->timer); /* cannot fail */
     c->timer.data = c;

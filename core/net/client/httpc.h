@@ -66,6 +66,8 @@ typedef void (*httpc_done)(void *arg, const struct httpc_response *resp);
  * initialises libcurl (once, thread-safe). Returns owned *out. Errors: RMR_EINVAL, RMR_ENOMEM,
  * RMR_EIO (libcurl would not initialise). */
 int httpc_new(uv_loop_t *loop, const struct httpc_opts *opts, struct httpc **out);
+/* Why libcurl could not be loaded (curl_api.h), or NULL when it was, or was not tried yet. */
+const char *httpc_load_error(void);
 /* Starts a request. headers and url are copied; body is borrowed. *xfer (optional) allows
  * cancelling; it is valid until done runs or the request is cancelled. done never runs
  * inside httpc_send, only later from the loop. Errors (done is then not called):
