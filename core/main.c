@@ -7,6 +7,7 @@
  *   remora health                       exit 0 when every output is ok or retrying, else 1
  *   remora version
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,8 +174,25 @@ static int list_plugins(const struct registry *reg)
     return reg->nrefused > 0 ? 1 : 0;
 }
 
+/* glibc's allocator, tuned for a sidecar that is charged for its resident memory. Every thread
+ * that allocates would otherwise get its own arena (the datagram readers, the thread pool),
+ * each keeping the memory it freed; and the mmap threshold would rise to the largest block
+ * freed, so a flush's multi-megabyte batches and payloads come back from the heap, where a
+ * freed block stays resident. Two arenas and a fixed threshold hand those blocks back to the
+ * kernel when they are freed. MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ still win. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+    if (getenv("MALLOC_ARENA_MAX") == NULL)
+        mallopt(M_ARENA_MAX, 2);
+    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL)
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    tune_malloc();
     const char *cmd = "run";
     const char *config = NULL;
     const char *describe_name = NULL;

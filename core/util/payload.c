@@ -121,7 +121,18 @@ int payload_seal(rmr_payload_t *p, char **endpoint, char **content_type, unsigne
 {
     *endpoint = NULL;
     *content_type = NULL;
-    int rc = compress_buf(p->spec.compression, p->body.data, p->body.len, body, len);
+    int rc;
+    if (p->spec.compression == RMR_COMPRESS_NONE && p->body.data != NULL) {
+        /* Uncompressed: the body itself is handed over, trimmed, rather than copied. */
+        unsigned char *data = realloc(p->body.data, p->body.len ? p->body.len : 1);
+        *body = data != NULL ? data : p->body.data;
+        *len = p->body.len;
+        p->body.data = NULL;
+        p->body.len = p->body.cap = 0;
+        rc = 0;
+    } else {
+        rc = compress_buf(p->spec.compression, p->body.data, p->body.len, body, len);
+    }
     if (rc == 0) {
         *endpoint = p->endpoint;
         *content_type = p->content_type;
