@@ -154,3 +154,11 @@ def records(lines):
     return out
 
 
+def metric_value(text, family, **labels):
+    """The sum of the samples of a Prometheus text family whose labels include these, or
+    None when no sample matches."""
+    total = None
+    for line in text.splitlines():
+        if line.startswith(family + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A -Dbuiltin=dk,file,http,ecs_fargate,container binary (shared plugin libraries linked once):
+"""A -Dbuiltin=dk,file,http,ecs_fargate,container,dogstatsd,dataway,datadog binary (shared plugin libraries linked once):
 every plugin is listed as builtin and dk records reach stdout.
 usage: builtin_smoke.py PATH/TO/remora"""
 import json
@@ -16,7 +16,7 @@ with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
     out = subprocess.run([binary, "plugins", "-c", conf.name], env=env, stdout=subprocess.PIPE,
                          text=True).stdout
     listed = [l for l in out.splitlines() if l.endswith("[builtin]")]
-    want = {"dk", "file", "http", "ecs_fargate", "container"}
+    want = {"dk", "file", "http", "ecs_fargate", "container", "dogstatsd", "dataway", "datadog"}
     if {l.split()[1] for l in listed} != want:
         sys.exit(f"expected {sorted(want)} as builtins:\n{out}")
     p = subprocess.Popen([binary, "run", "-c", conf.name], env=env, stdout=subprocess.PIPE,

@@ -11,9 +11,10 @@ default). A failed check is recorded in .violations and answered 400. Lines acce
 import gzip
 import re
 import threading
-import time
 import urllib.parse
+
 from fakes import loopback_server
+from servers import wait_until
 
 CATEGORIES = {"metric", "object", "logging", "tracing", "keyevent"}
 # measurement[,tags] fields [timestamp]: unescaped spaces separate the three parts.
@@ -93,12 +94,7 @@ class Dataway:
             return list(self.lines[cat])
 
     def wait(self, pred, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return True
-            time.sleep(0.05)
-        return pred()
+        return wait_until(pred, timeout)
 
     def close(self):
         self.server.shutdown()

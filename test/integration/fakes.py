@@ -18,6 +18,8 @@ import threading
 import time
 import zlib
 
+from servers import wait_until
+
 try:
     import zstandard  # noqa: F401 - optional
 except ImportError:  # pragma: no cover
@@ -151,12 +153,7 @@ class Receiver:
             return [a for _, a, _, _ in self.requests]
 
     def wait(self, pred, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return True
-            time.sleep(0.05)
-        return pred()
+        return wait_until(pred, timeout)
 
     def close(self):
         self.server.shutdown()

@@ -13,19 +13,12 @@ import time
 from agentlib import BUILD, TMP, Agent, plugin_dir, run, write
 from fake_dataway import CATEGORIES, Dataway
 from influx import INFLUXD, Influx
+from servers import free_udp_port
 from tap import main
 
 TEST_PLUGINS = os.path.join(BUILD, "test", "plugins")
 PDIR = plugin_dir(os.path.join(TEST_PLUGINS, "input_seq.so"), name="dataway")
 TOKEN = "tkn_9f8e7d6c5b4a3921"
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def conf(name, count=300, extra=""):

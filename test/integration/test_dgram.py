@@ -11,7 +11,7 @@ import shutil
 import socket
 import time
 
-from agentlib import BUILD, TMP, Agent, plugin_dir, write
+from agentlib import BUILD, TMP, Agent, metric_value, plugin_dir, write
 from fakes import Receiver
 from tap import main
 
@@ -55,14 +55,6 @@ def send_udp(addr, n, word):
             time.sleep(0.005)
     s.close()
 
-
-def metric_value(text, family, **labels):
-    for line in text.splitlines():
-        if not line.startswith(family + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_udp_and_unix(t):

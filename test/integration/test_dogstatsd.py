@@ -20,8 +20,9 @@ import subprocess
 import threading
 import time
 
-from agentlib import TMP, Agent, run, write
+from agentlib import TMP, Agent, metric_value, run, write
 from fakes import Receiver
+from servers import free_udp_port, wait_bucket_start
 from tap import main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,29 +31,12 @@ CLIENT = os.path.join(HERE, "dsd_hotshots.js")
 BUCKET = 10
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def read_records(path):
     if not os.path.exists(path):
         return []
     with open(path) as f:
         return [json.loads(x) for x in f if x.strip()]
 
-
-def metric_value(text, family, **labels):
-    total = None
-    for line in text.splitlines():
-        if not line.startswith(family + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total = (total or 0) + float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def wait_listening(a, n, timeout=10):
@@ -65,15 +49,6 @@ def wait_listening(a, n, timeout=10):
         time.sleep(0.05)
     return []
 
-
-def wait_bucket_start():
-    """Sleeps until the wall clock is early in a bucket (0.2 s to 3 s in), so that what is sent
-    now lands in one bucket even on a slow machine."""
-    while True:
-        t = time.time() % BUCKET
-        if 0.2 <= t < 3:
-            return
-        time.sleep(0.05 if t < 0.2 else min(BUCKET - t + 0.2, 0.5))
 
 
 def expected(prefix):
@@ -130,7 +105,7 @@ def test_hotshots(t):
     t.contains(a.errors(), f"receive buffer of 'udp://127.0.0.1:{port}': 4194304 bytes asked",
                "the receive buffer asked (4 MiB) and granted is logged")
 
-    wait_bucket_start()
+    wait_bucket_start(BUCKET)
     sent_at = time.time()
     env = dict(os.environ, NODE_PATH=NODE_MODULES)
     p = subprocess.run(["node", CLIENT, json.dumps({"udp_port": port, "uds": uds,
