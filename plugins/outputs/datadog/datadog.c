@@ -381,6 +381,12 @@ static void json_double(struct dd_buf *b, double d)
 {
     char tmp[40];
     int n = 0;
+    if (d == trunc(d) && fabs(d) < 1e15 && !(d == 0 && signbit(d))) {
+        /* Whole numbers (counts, bytes) print as %.15g does, without its digit loop. */
+        n = snprintf(tmp, sizeof tmp, "%" PRId64, (int64_t)d);
+        ddbuf_put(b, tmp, (size_t)n);
+        return;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
         if (prec == 17 || strtod(tmp, NULL) == d)
