@@ -36,23 +36,26 @@
 #include "agg.h"
 #include "parse.h"
 
-#define DSD_BUCKET_S         10u
-#define DSD_BATCH            64u
-#define DSD_AREA_BYTES       (4u << 20) /* receive area of one datagram listener, at most */
-#define DSD_BUFFER_MIN       256.0
-#define DSD_BUFFER_MAX       1048576.0
-#define DSD_RCVBUF_MAX       1073741824.0
-#define DSD_EXPIRY_MIN_S     10.0
-#define DSD_EXPIRY_MAX_S     2592000.0 /* 30 days */
-#define DSD_CONTEXTS_MAX     10000000.0
-#define DSD_FLUSH_MIN_MS     100.0
-#define DSD_FLUSH_MAX_MS     10000.0
-#define DSD_MAX_AGGREGATES   6u
-#define DSD_MAX_PERCENTILES  16u
-#define DSD_UNIX_PATH_MAX    107u /* sun_path less its terminator */
-#define DSD_SAMPLE_BYTES     64u  /* packet bytes quoted in a malformed-input warning */
-#define DSD_BAD_LOG_EVERY_MS 10000
-#define DSD_ADDRESS_BYTES    160u
+#define DSD_BUCKET_S     10u
+#define DSD_BATCH        64u
+#define DSD_AREA_BYTES   (4u << 20) /* receive area of one datagram listener, at most */
+#define DSD_BUFFER_MIN   256.0
+#define DSD_BUFFER_MAX   1048576.0
+#define DSD_RCVBUF_MAX   1073741824.0
+#define DSD_EXPIRY_MIN_S 10.0
+#define DSD_EXPIRY_MAX_S 2592000.0 /* 30 days */
+#define DSD_CONTEXTS_MAX 10000000.0
+/* samples_memory: 16 bytes a sample with its weight, so 64 KiB is 4,096 samples a bucket. */
+#define DSD_SAMPLES_MEMORY_MIN 65536.0
+#define DSD_SAMPLES_MEMORY_MAX 1073741824.0
+#define DSD_FLUSH_MIN_MS       100.0
+#define DSD_FLUSH_MAX_MS       10000.0
+#define DSD_MAX_AGGREGATES     6u
+#define DSD_MAX_PERCENTILES    16u
+#define DSD_UNIX_PATH_MAX      107u /* sun_path less its terminator */
+#define DSD_SAMPLE_BYTES       64u  /* packet bytes quoted in a malformed-input warning */
+#define DSD_BAD_LOG_EVERY_MS   10000
+#define DSD_ADDRESS_BYTES      160u
 
 /* Reasons of parse_errors: the parser's, plus datagrams cut at buffer_size. */
 #define DSD_BAD_TRUNCATED DSD_E_COUNT
@@ -74,6 +77,7 @@ struct dsd_cfg {
     int32_t origin_detection;
     int64_t max_contexts;
     int64_t flush_interval_ms;
+    uint64_t samples_memory;
 };
 
 static const struct rmr_option dsd_options[] = {
@@ -130,6 +134,10 @@ static const struct rmr_option dsd_options[] = {
     RMR_OPT_FULL("flush_interval", RMR_OPT_DURATION, 0, "1s", NULL, DSD_FLUSH_MIN_MS,
                  DSD_FLUSH_MAX_MS, struct dsd_cfg, flush_interval_ms,
                  "how often closed buckets, events and service checks are emitted"),
+    RMR_OPT_FULL("samples_memory", RMR_OPT_SIZE, 0, "2MiB", NULL, DSD_SAMPLES_MEMORY_MIN,
+                 DSD_SAMPLES_MEMORY_MAX, struct dsd_cfg, samples_memory,
+                 "histogram samples and set members the open bucket holds in all; beyond it "
+                 "percentiles are estimated from a uniform sample (counted in samples_capped)"),
     RMR_OPT_END,
 };
 
@@ -337,7 +345,9 @@ static int check_ranges(struct dsd_state *st, const struct dsd_cfg *cfg)
         out_of_range(st, "so_rcvbuf", (double)cfg->so_rcvbuf, 0, DSD_RCVBUF_MAX) != 0 ||
         out_of_range(st, "expiry_seconds", (double)cfg->expiry_seconds, DSD_EXPIRY_MIN_S,
                      DSD_EXPIRY_MAX_S) != 0 ||
-        out_of_range(st, "max_contexts", (double)cfg->max_contexts, 1, DSD_CONTEXTS_MAX) != 0)
+        out_of_range(st, "max_contexts", (double)cfg->max_contexts, 1, DSD_CONTEXTS_MAX) != 0 ||
+        out_of_range(st, "samples_memory", (double)cfg->samples_memory, DSD_SAMPLES_MEMORY_MIN,
+                     DSD_SAMPLES_MEMORY_MAX) != 0)
         return RMR_ECONFIG;
     if (cfg->flush_interval_ms < DSD_FLUSH_MIN_MS || cfg->flush_interval_ms > DSD_FLUSH_MAX_MS) {
         rmr_log(st->ins, RMR_LOG_ERROR, "invalid 'flush_interval': %lld ms is outside 100ms..10s",
@@ -618,6 +628,7 @@ static int dsd_create(rmr_instance_t *ins, const void *config, void **state)
     ac.bucket_s = DSD_BUCKET_S;
     ac.expiry_s = (uint32_t)cfg->expiry_seconds;
     ac.max_contexts = (uint32_t)cfg->max_contexts;
+    ac.state_limit_bytes = cfg->samples_memory;
     ac.counts_as_count = cfg->counts_as_count;
     ac.aggregates = st->aggregates;
     ac.percentiles = st->percentiles;

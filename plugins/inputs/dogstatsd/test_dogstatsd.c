@@ -170,6 +170,7 @@ static void test_descriptor(void)
         {"origin_detection", "DD_DOGSTATSD_ORIGIN_DETECTION_CLIENT", 0},
         {"max_contexts", NULL, 0},
         {"flush_interval", NULL, 0},
+        {"samples_memory", NULL, 0},
     };
     int all = 1;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -221,6 +222,7 @@ static void test_config_errors(void)
         {"flush_interval = 50ms", "flush_interval"},
         {"max_contexts = 0", "max_contexts"},
         {"so_rcvbuf = 2GiB", "so_rcvbuf"},
+        {"samples_memory = 1KiB", "samples_memory"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct rmr_fakehost *fh = rmr_fakehost_new();
@@ -451,6 +453,31 @@ static void test_counters(void)
     IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_created", NULL), 3,
             "counters: expired contexts made room for a new one");
     rmr_fakehost_free(fh);
+
+    /* samples_memory bounds a bucket's histogram samples: 64 KiB holds 4,096 of them; the
+     * count stays exact beyond it, and the default (2 MiB) keeps all 6,000. */
+    for (int small = 1; small >= 0; small--) {
+        fh = rmr_fakehost_new();
+        ins = start(fh, small ? "samples_memory = 64KiB" : "");
+        char pkt[1024];
+        for (int p = 0; p < 100; p++) {
+            int n = snprintf(pkt, sizeof pkt, "big");
+            for (int v = 0; v < 60; v++)
+                n += snprintf(pkt + n, sizeof pkt - (size_t)n, ":%d", p * 60 + v);
+            snprintf(pkt + n, sizeof pkt - (size_t)n, "|h");
+            send_to(fh, NULL, pkt);
+        }
+        rmr_fakehost_advance(fh, 11000);
+        uint64_t capped = rmr_fakehost_counter(fh, ins, "samples_capped", NULL);
+        if (small)
+            OK(capped > 0 && capped <= 6000 - 4096,
+               "counters: samples_capped beyond samples_memory (64 KiB: 4,096 samples kept)");
+        else
+            IS_UINT(capped, 0, "counters: nothing capped with the default samples_memory");
+        IS_DBL(metric_value(fh, "big.count"), 600, 0, "  the count stays exact (6,000 / 10 s)");
+        IS_DBL(metric_value(fh, "big.max"), 5999, 0, "  and the max");
+        rmr_fakehost_free(fh);
+    }
 }
 
 static void test_malformed(void)
