@@ -2,7 +2,7 @@
 """DogStatsD intake under load: remora's dogstatsd input against netdata's statsd and collectd's
 statsd plugin, one after the other, under the same load from bench/dsd_load on loopback.
 
-usage: bench/dogstatsd.py [BUILD_DIR] [--only remora,netdata,collectd] [--install-peers]
+usage: bench/dogstatsd.py [BUILD_DIR] [--only null,remora,netdata,collectd] [--install-peers]
            [--seconds S] [--packed RATE,...] [--single RATE,...] [--names N] [--tag-sets M]
            [--mix c=45,g=35,...] [--remora-rcvbuf SIZE] [--quiet-wait S] [--retries N]
            [--load PATH]
@@ -23,6 +23,10 @@ spent outside the program and the sender (other processes, softirq not charged t
 of one core: a noisy machine shows there.
 
 How each program counts:
+- null (bench/dsd_null): not a DogStatsD server but the floor: one thread blocked in recvmmsg
+  counting datagrams and lines, nothing else, with the same socket buffer remora gets in that
+  step (packed: 4 MiB asked). What it loses, the machine loses (the receiving core's
+  scheduling, the socket buffer), whatever a server does with the data.
 - remora: the dogstatsd input on a free port, the file output to /dev/null, the agent's HTTP
   listener on 127.0.0.1:0 for /metrics: remora_metrics_total (all types), remora_dgram_*.
   Packed steps use the input's default so_rcvbuf (4 MiB, capped by net.core.rmem_max); single
@@ -67,7 +71,7 @@ NOISY = 10.0  # % of one core spent outside the program and the sender: the step
 
 
 def args():
-    o = {"build": "build", "only": ["remora", "netdata", "collectd"], "install": False,
+    o = {"build": "build", "only": ["null", "remora", "netdata", "collectd"], "install": False,
          "seconds": 8.0, "packed": [600000, 1200000, 2400000],
          "single": [50000, 100000, 150000, 200000], "names": 1000, "tag_sets": 10, "mix": None,
          "remora_rcvbuf": None, "load": None, "quiet_wait": 120.0, "retries": 2}
@@ -252,6 +256,37 @@ class Remora:
     def finish(self):
         stop(self.p)
         self.drain.join(5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Null:
+    """bench/dsd_null: counts datagrams and lines, nothing else; the machine's own floor."""
+    name, settle, plain = "null", 0.5, False
+
+    def __init__(self, o):
+        self.o = o
+        self.binary = os.path.join(o["build"], "bench", "dsd_null")
+
+    def available(self):
+        return os.path.exists(self.binary)
+
+    def start(self, port, single):
+        self.tmp = tempfile.mkdtemp(dir=TMP, prefix="null-dsd-")
+        self.out = os.path.join(self.tmp, "counts.json")
+        rb = self.o["remora_rcvbuf"] if single else "4194304"
+        self.p = subprocess.Popen(["taskset", "-c", PROGRAM_CPU, self.binary, "--port", str(port),
+                                   "--out", self.out] + (["--rcvbuf", rb] if rb else []))
+        wait_bound(port, self.p)
+        return self.p.pid
+
+    def count(self):
+        time.sleep(0.2)
+        with open(self.out) as f:
+            c = json.load(f)
+        return {"counted": c["metrics"], "ctx": 0, "errors": 0}
+
+    def finish(self):
+        stop(self.p)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -492,7 +527,7 @@ def main():
             subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] +
                            missing, check=True, stdout=subprocess.DEVNULL,
                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    progs = [cls(o) for cls in (Remora, Netdata, Collectd) if cls.name in o["only"]]
+    progs = [cls(o) for cls in (Null, Remora, Netdata, Collectd) if cls.name in o["only"]]
     with open("/proc/sys/net/core/rmem_default") as f:
         rmem_default = int(f.read())
     with open("/proc/sys/net/core/rmem_max") as f:
