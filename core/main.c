@@ -179,10 +179,13 @@ static int list_plugins(const struct registry *reg)
  * each keeping the memory it freed; and the mmap threshold would rise to the largest block
  * freed, so a flush's multi-megabyte batches and payloads come back from the heap, where a
  * freed block stays resident. Two arenas and a fixed threshold hand those blocks back to the
- * kernel when they are freed. MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ still win. */
+ * kernel when they are freed. MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ and any
+ * GLIBC_TUNABLES setting still win (mallopt would override them). */
 static void tune_malloc(void)
 {
 #ifdef __GLIBC__
+    if (getenv("GLIBC_TUNABLES") != NULL)
+        return;
     if (getenv("MALLOC_ARENA_MAX") == NULL)
         mallopt(M_ARENA_MAX, 2);
     if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL)

@@ -434,7 +434,9 @@ static void halt(struct delivery *d, const char *cause, const char *what)
     snprintf(d->last_error, sizeof d->last_error, "%s", what);
     d->last_error_ns = wall_ns();
     set_state(d, DELIVERY_HALTED);
-    d->not_before_ms = uv_now(d->loop) + d->halt_probe_ms;
+    uint64_t until = uv_now(d->loop) + d->halt_probe_ms;
+    if (until > d->not_before_ms) /* a longer Retry-After wait stands */
+        d->not_before_ms = until;
 }
 
 void delivery_halt(struct delivery *d, const char *reason)

@@ -14,8 +14,9 @@ makes /api/v1/validate answer that status whatever the key.
 
 Every request is checked: method and path, `DD-API-KEY` (a wrong or missing key is answered
 403 {"errors":["Forbidden"]} as Datadog does, and counted in .forbidden), a remora User-Agent,
-Content-Type, Content-Encoding (zstd, gzip, deflate = a zlib stream, or none; `encoding=`
-pins the one expected), the size limits, and the body against a strict schema: required
+Content-Type, Content-Encoding (as the public API documents: zstd, named "zstd1", on
+/api/v2/series only; gzip and deflate = a zlib stream everywhere; or none; `encoding=` pins the
+one expected, "zstd1" meaning zstd1 for v2 series and deflate elsewhere), the size limits, and the body against a strict schema: required
 fields, their types, no unknown field. A request that fails a check is recorded in .violations
 and answered 400 {"errors":[...]} (as Datadog answers a bad payload).
 
@@ -75,7 +76,7 @@ def decompress(encoding, body):
         if not d.eof or d.unused_data:
             raise Bad("deflate body is not one complete zlib stream")
         return out
-    if encoding == "zstd":
+    if encoding == "zstd1":
         if ZSTD is None:
             raise Bad("a zstd body but no zstd command to decode it")
         p = subprocess.run([ZSTD, "-d", "-c", "-q"], input=body, stdout=subprocess.PIPE,
@@ -372,7 +373,7 @@ class Intake:
         self.validate_answer = validate_answer  # e.g. "500": answered whatever the key
         self.script = list(script)
         self.default = default
-        self.encoding = encoding          # the Content-Encoding every POST must have (None: any)
+        self.encoding = encoding          # the configured Content-Encoding (None: any allowed)
         self.prefix = prefix.rstrip("/")
         self.script_paths = set(script_paths) if script_paths else None
         self.strict_time = strict_time
@@ -491,10 +492,16 @@ class Intake:
         if ctype != ROUTES[path]:
             raise Bad(f"Content-Type {h.headers.get('Content-Type')!r}, want {ROUTES[path]}")
         enc = h.headers.get("Content-Encoding")
-        if enc is not None and enc not in ("zstd", "gzip", "deflate"):
-            raise Bad(f"Content-Encoding {enc!r}")
-        if self.encoding is not None and (enc or "none") != self.encoding:
-            raise Bad(f"Content-Encoding {enc!r}, want {self.encoding!r}")
+        # What Datadog's public API documents: zstd ("zstd1") for /api/v2/series only; gzip
+        # and deflate everywhere.
+        allowed = ("zstd1", "gzip", "deflate") if path == "/api/v2/series" else ("gzip", "deflate")
+        if enc is not None and enc not in allowed:
+            raise Bad(f"Content-Encoding {enc!r} on {path} (the API takes {', '.join(allowed)})")
+        if self.encoding is not None:
+            want = ("deflate" if self.encoding == "zstd1" and path != "/api/v2/series"
+                    else self.encoding)
+            if (enc or "none") != want:
+                raise Bad(f"Content-Encoding {enc!r} on {path}, want {want!r}")
         body = decompress(enc, raw)
         v2 = path == "/api/v2/series"
         lim_c = V2_LIMIT_COMPRESSED if v2 else GENERIC_LIMIT_COMPRESSED

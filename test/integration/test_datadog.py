@@ -179,7 +179,7 @@ def test_hotshots_end_to_end(t):
     if ZSTD is None:
         t.ok(False, "the zstd command is installed (the fake decodes zstd bodies with it)")
         return
-    intake = Intake(KEY, encoding="zstd")
+    intake = Intake(KEY, encoding="zstd1")
     port = free_udp_port()
     conf = write(os.path.join(TMP, "dd-e2e.conf"),
                  f"[input.dogstatsd]\nport = {port}\nflush_interval = 100ms\n\n"
@@ -236,7 +236,8 @@ def test_hotshots_end_to_end(t):
     t.ok(KEY not in log, "the API key is in no line the agent wrote (stdout and stderr)")
     no_violations(t, intake)
     t.eq(intake.forbidden, [], "no request was refused for its key")
-    t.eq(intake.encodings(), {"zstd"}, "every body is zstd (the default compression)")
+    t.eq(intake.encodings(), {"zstd1", "deflate"},
+         "series go zstd (Content-Encoding: zstd1, the default), the rest deflate")
 
     got = {}
     extra = []
@@ -424,7 +425,7 @@ def test_403_halts_and_keeps(t):
 
 
 def test_429_500_retried(t):
-    intake = Intake(KEY, script=["429:1", "500"], encoding="zstd", validate_answer="500")
+    intake = Intake(KEY, script=["429:1", "500"], encoding="zstd1", validate_answer="500")
     a = Agent(["-c", seq_conf("retry", intake.url, key=KEY)], REMORA_AGENT_PLUGIN_DIR=PDIR)
     t.ok(intake.wait(lambda: sorted(seq_values(intake)) == list(range(100)), 20),
          "429 then 500 then 202: all 100 records arrive, each once",
@@ -450,7 +451,7 @@ def test_split_at_limits(t):
     """12,000 records in one batch: with zstd the 10,000-point limit splits the v2 payload,
     without compression the 512,000-byte limit does; the fake refuses any payload over them,
     and every record arrives once."""
-    big, raw = Intake(KEY, encoding="zstd"), Intake(KEY, encoding="none")
+    big, raw = Intake(KEY, encoding="zstd1"), Intake(KEY, encoding="none")
     n = 12000
     conf = write(os.path.join(TMP, "dd-split.conf"),
                  f"[input.seq]\ncount = {n}\nper_tick = {n}\ninterval = 50ms\n\n"
@@ -460,7 +461,7 @@ def test_split_at_limits(t):
                  f"compression = none\nbatch_timeout = 200ms\nbatch_records = {2 * n}\n"
                  "batch_bytes = 32MiB\n")
     a = Agent(["-c", conf], REMORA_AGENT_PLUGIN_DIR=PDIR, DD_HOSTNAME=HOST)
-    for intake, what in ((big, "zstd"), (raw, "none")):
+    for intake, what in ((big, "zstd1"), (raw, "none")):
         ok = intake.wait(lambda: len(seq_values(intake)) >= n or intake.violations, 30)
         t.ok(ok and sorted(seq_values(intake)) == list(range(n)),
              f"{what}: all {n} records arrive, each once", f"{len(seq_values(intake))} "

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* The soname libcurl has had since 7.16 (2006), whichever TLS flavour Debian built. */
+/* The soname of libcurl's OpenSSL build (Debian's libcurl4, which libcurl4-openssl-dev builds
+ * against; the GnuTLS and NSS builds are libcurl-gnutls.so.4 and libcurl-nss.so.4). Since it
+ * is dlopen'ed, packages must list libcurl4 as a runtime dependency themselves. */
 #define CURL_SONAME "libcurl.so.4"
 
 /* The module's only globals: loading is process-wide, like libcurl's own state. */
@@ -46,6 +48,7 @@ static const struct {
     SYM(url_cleanup),
     SYM(url_set),
     SYM(url_get),
+    SYM(version_info),
 #undef SYM
 };
 
@@ -67,6 +70,15 @@ static void load(void)
         }
         /* A function pointer stored through its object representation, as dlsym requires. */
         *(void **)((char *)&api + symbols[i].offset) = fn;
+    }
+    /* The core sets options by the headers' version (CURLOPT_PROTOCOLS_STR, QUICK_EXIT ...):
+     * an older library would refuse them on every request, so it is refused here, once. */
+    const curl_version_info_data *v = api.version_info(CURLVERSION_NOW);
+    if (v == NULL || v->version_num < LIBCURL_VERSION_NUM) {
+        snprintf(load_error, sizeof load_error,
+                 "%s is libcurl %s, older than the %s remora was built with", CURL_SONAME,
+                 v != NULL && v->version != NULL ? v->version : "?", LIBCURL_VERSION);
+        return;
     }
     loaded = 1;
 }

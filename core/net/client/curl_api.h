@@ -35,10 +35,13 @@ struct curl_api {
     __typeof__(curl_url_cleanup) *url_cleanup;
     __typeof__(curl_url_set) *url_set;
     __typeof__(curl_url_get) *url_get;
+    __typeof__(curl_version_info) *version_info;
 };
 
 /* Loads libcurl once (thread-safe) and returns its functions, or NULL with why set to a
- * sentence naming the library and dlerror()'s cause. Never unloaded. */
+ * sentence naming the library and the cause (dlerror(), a missing function, or a library
+ * older than the headers the core was built with, whose options it may use). Never
+ * unloaded. */
 const struct curl_api *curl_api_get(const char **why);
 
 #endif

@@ -61,12 +61,14 @@ struct dd_state {
     char *ep_events;     /* base + /api/v1/events */
     char *ep_checks;     /* base + /api/v1/check_run */
     char *url_validate;  /* base + /api/v1/validate */
-    char *headers;       /* DD-API-KEY placeholder and Content-Encoding */
+    char *headers;       /* DD-API-KEY placeholder and Content-Encoding: v2 series */
+    char *headers_other; /* the same for every other payload */
     char *host;          /* the host of records without one; NULL on ECS Fargate */
     const char *api_key; /* borrowed from the config; only for the validate fetch */
     int v1;
     int validate;
-    uint32_t compression; /* enum dd_compression */
+    uint32_t compression;       /* enum dd_compression: v2 series */
+    uint32_t compression_other; /* every other payload (zstd becomes deflate) */
 };
 
 static const struct rmr_option dd_options[] = {
@@ -89,8 +91,24 @@ static const struct rmr_option dd_options[] = {
 
 static const char *const dd_schemas[] = {RMR_SCHEMA_DATADOG, NULL};
 
+/* Content-Encoding values as Datadog's public API names them: zstd is "zstd1"
+ * (MetricContentEncoding of /api/v2/series). The public API documents zstd for v2 series only (v1
+ * series and events: deflate and gzip), so with compression = zstd every other payload goes
+ * deflate, the encoding the Agent sent everything with for years. */
 static const char *const encoding_names[] = {
-    [DD_ZSTD] = "zstd", [DD_GZIP] = "gzip", [DD_DEFLATE] = "deflate", [DD_NONE] = NULL};
+    [DD_ZSTD] = "zstd1", [DD_GZIP] = "gzip", [DD_DEFLATE] = "deflate", [DD_NONE] = NULL};
+
+static char *encoding_headers(uint32_t compression)
+{
+    const char *enc = encoding_names[compression];
+    char headers[96];
+    if (enc != NULL)
+        snprintf(headers, sizeof headers,
+                 "DD-API-KEY: {secret:api_key}\r\nContent-Encoding: %s\r\n", enc);
+    else
+        snprintf(headers, sizeof headers, "DD-API-KEY: {secret:api_key}\r\n");
+    return strdup(headers);
+}
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
@@ -106,6 +124,7 @@ static void state_free(struct dd_state *st)
     free(st->ep_checks);
     free(st->url_validate);
     free(st->headers);
+    free(st->headers_other);
     free(st->host);
     free(st);
 }
@@ -202,7 +221,10 @@ static int dd_create(rmr_instance_t *ins, const void *config, void **state)
     if (rc < 0)
         goto fail;
     st->v1 = cfg->api_version == DD_API_V1;
-    st->compression = (uint32_t)cfg->compression;
+    st->compression_other =
+        cfg->compression == DD_ZSTD ? (uint32_t)DD_DEFLATE : (uint32_t)cfg->compression;
+    st->compression =
+        cfg->api_version == DD_API_V1 ? st->compression_other : (uint32_t)cfg->compression;
     st->validate = cfg->validate != 0;
     st->api_key = cfg->api_key;
     st->ep_series = join(st->base, st->v1 ? "/api/v1/series" : "/api/v2/series");
@@ -210,21 +232,16 @@ static int dd_create(rmr_instance_t *ins, const void *config, void **state)
     st->ep_events = join(st->base, "/api/v1/events");
     st->ep_checks = join(st->base, "/api/v1/check_run");
     st->url_validate = join(st->base, "/api/v1/validate");
-    const char *enc = encoding_names[st->compression];
-    char headers[96];
-    if (enc != NULL)
-        snprintf(headers, sizeof headers,
-                 "DD-API-KEY: {secret:api_key}\r\nContent-Encoding: %s\r\n", enc);
-    else
-        snprintf(headers, sizeof headers, "DD-API-KEY: {secret:api_key}\r\n");
-    st->headers = strdup(headers);
+    st->headers = encoding_headers(st->compression);
+    st->headers_other = encoding_headers(st->compression_other);
     if (!on_fargate()) {
         const char *h = rmr_hostname(ins);
         if (h != NULL && h[0] != '\0' && (st->host = strdup(h)) == NULL)
             rc = RMR_ENOMEM;
     }
     if (rc < 0 || st->ep_series == NULL || st->ep_sketches == NULL || st->ep_events == NULL ||
-        st->ep_checks == NULL || st->url_validate == NULL || st->headers == NULL) {
+        st->ep_checks == NULL || st->url_validate == NULL || st->headers == NULL ||
+        st->headers_other == NULL) {
         rc = RMR_ENOMEM;
         goto fail;
     }
@@ -420,7 +437,9 @@ static void json_tags(struct dd_buf *b, const struct rmr_tag *tags, uint32_t n)
 
 static int64_t seconds(int64_t time_ns)
 {
-    return time_ns >= 0 ? time_ns / 1000000000 : -((-time_ns + 999999999) / 1000000000);
+    /* Floor division; written so INT64_MIN does not overflow. */
+    int64_t q = time_ns / 1000000000;
+    return time_ns % 1000000000 < 0 ? q - 1 : q;
 }
 
 /* Datadog's unit names for the UCUM-style units records carry ("By" -> "byte"). A rate's
@@ -480,10 +499,12 @@ struct stream {
     const char *content_type;
     const char *open, *sep, *close; /* "{\"series\":[", ",", "]}"; "" for protobuf */
     uint32_t record_kind;
-    uint32_t max_pieces; /* points for v2 series; 0: no bound */
-    size_t max_raw;      /* bytes before compression */
-    size_t max_wire;     /* bytes as sent */
-    struct dd_buf text;  /* the pieces, back to back */
+    uint32_t compression; /* enum dd_compression */
+    const char *headers;  /* DD-API-KEY and the Content-Encoding of compression */
+    uint32_t max_pieces;  /* points for v2 series; 0: no bound */
+    size_t max_raw;       /* bytes before compression */
+    size_t max_wire;      /* bytes as sent */
+    struct dd_buf text;   /* the pieces, back to back */
     struct piece *v;
     size_t n, cap;
 };
@@ -496,6 +517,7 @@ struct out {
     struct dd_buf wire;       /* the same compressed */
     struct dd_buf sub1, sub2; /* nested protobuf messages; a multi-field series' name */
     struct stream series, sketches, checks;
+    struct stream events; /* its settings only: an event goes alone, built in body */
 };
 
 static int piece_add(struct stream *s, size_t off, uint32_t nrecords)
@@ -514,13 +536,13 @@ static int piece_add(struct stream *s, size_t off, uint32_t nrecords)
     return 0;
 }
 
-/* Compresses o->body into o->wire as the output's compression says; with none, copies. */
-static int compress_body(struct out *o)
+/* Compresses o->body into o->wire (enum dd_compression); with none, copies. */
+static int compress_body(struct out *o, uint32_t compression)
 {
     const struct dd_buf *in = &o->body;
     struct dd_buf *w = &o->wire;
     ddbuf_reset(w);
-    switch ((enum dd_compression)o->st->compression) {
+    switch ((enum dd_compression)compression) {
     case DD_NONE: ddbuf_put(w, in->data, in->len); return w->oom ? RMR_ENOMEM : 0;
     case DD_ZSTD: {
         if (o->zc == NULL && (o->zc = ZSTD_createCCtx()) == NULL)
@@ -543,7 +565,7 @@ static int compress_body(struct out *o)
     case DD_DEFLATE: {
         z_stream z;
         memset(&z, 0, sizeof z);
-        int bits = o->st->compression == DD_GZIP ? 15 + 16 : 15;
+        int bits = compression == DD_GZIP ? 15 + 16 : 15;
         if (in->len > UINT32_MAX || deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, bits, 8,
                                                  Z_DEFAULT_STRATEGY) != Z_OK)
             return RMR_ENOMEM;
@@ -572,24 +594,23 @@ static int compress_body(struct out *o)
 
 /* Compresses o->body and commits it when it fits max_wire. Returns 1 when committed, 0 when
  * too large (*wire_len says by how much), or an error. */
-static int send_body(struct out *o, const char *endpoint, const char *content_type,
-                     uint32_t record_kind, uint32_t nrecords, size_t max_wire, size_t *wire_len)
+static int send_body(struct out *o, const struct stream *s, uint32_t nrecords, size_t *wire_len)
 {
     if (o->body.oom)
         return RMR_ENOMEM;
-    int rc = compress_body(o);
+    int rc = compress_body(o, s->compression);
     if (rc < 0)
         return rc;
     *wire_len = o->wire.len;
-    if (o->wire.len > max_wire)
+    if (o->wire.len > s->max_wire)
         return 0;
     struct rmr_payload_spec spec = {
         .struct_size = sizeof spec,
         .compression = RMR_COMPRESS_NONE, /* done above, so its size is known */
-        .endpoint = endpoint,
-        .content_type = content_type,
-        .record_kind = record_kind,
-        .headers = o->st->headers,
+        .endpoint = s->endpoint,
+        .content_type = s->content_type,
+        .record_kind = s->record_kind,
+        .headers = s->headers,
     };
     rmr_payload_t *p = rmr_payload_new(o->enc, &spec);
     if (p == NULL)
@@ -640,8 +661,9 @@ static int stream_flush(struct out *o, struct stream *s)
     size_t i = 0;
     while (i < s->n) {
         if (range_raw(s, i, i + 1) > s->max_raw) {
-            rmr_encoder_drop(o->enc, s->record_kind, "too_large",
-                             s->v[i].nrecords > 0 ? s->v[i].nrecords : 1);
+            /* A multi-field record's later series (nrecords 0) were counted with its first. */
+            if (s->v[i].nrecords > 0)
+                rmr_encoder_drop(o->enc, s->record_kind, "too_large", s->v[i].nrecords);
             i++;
             continue;
         }
@@ -654,15 +676,14 @@ static int stream_flush(struct out *o, struct stream *s)
         for (;;) {
             build_range(o, s, i, j);
             size_t wire_len = 0;
-            int rc = send_body(o, s->endpoint, s->content_type, s->record_kind,
-                               range_records(s, i, j), s->max_wire, &wire_len);
+            int rc = send_body(o, s, range_records(s, i, j), &wire_len);
             if (rc < 0)
                 return rc;
             if (rc == 1)
                 break;
             if (j - i == 1) {
-                rmr_encoder_drop(o->enc, s->record_kind, "too_large",
-                                 s->v[i].nrecords > 0 ? s->v[i].nrecords : 1);
+                if (s->v[i].nrecords > 0)
+                    rmr_encoder_drop(o->enc, s->record_kind, "too_large", s->v[i].nrecords);
                 break;
             }
             size_t n = j - i;
@@ -944,19 +965,21 @@ static int encode_event(struct out *o, const rmr_batch_t *b, uint32_t i)
     if (t->oom)
         return RMR_ENOMEM;
     size_t wire_len = 0;
-    int rc = t->len > DD_MAX_RAW_BYTES ? 0
-                                       : send_body(o, o->st->ep_events, "application/json",
-                                                   RMR_REC_EVENT, 1, DD_MAX_WIRE_BYTES, &wire_len);
+    int rc = t->len > DD_MAX_RAW_BYTES ? 0 : send_body(o, &o->events, 1, &wire_len);
     if (rc == 0)
         rmr_encoder_drop(o->enc, RMR_REC_EVENT, "too_large", 1);
     return rc < 0 ? rc : 0;
 }
 
-static void stream_init(struct stream *s, const char *endpoint, const char *content_type,
-                        const char *open, const char *sep, const char *close, uint32_t kind,
-                        uint32_t max_pieces, size_t max_raw, size_t max_wire)
+/* A stream with the encoding of every payload but v2 series (set apart by the caller). */
+static void stream_init(struct stream *s, const struct dd_state *st, const char *endpoint,
+                        const char *content_type, const char *open, const char *sep,
+                        const char *close, uint32_t kind, uint32_t max_pieces, size_t max_raw,
+                        size_t max_wire)
 {
     memset(s, 0, sizeof *s);
+    s->compression = st->compression_other;
+    s->headers = st->headers_other;
     s->endpoint = endpoint;
     s->content_type = content_type;
     s->open = open;
@@ -977,15 +1000,20 @@ static int dd_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *
         return RMR_ENOMEM;
     o->enc = enc;
     o->st = st;
-    if (st->v1)
-        stream_init(&o->series, st->ep_series, "application/json", "{\"series\":[", ",", "]}",
+    if (st->v1) {
+        stream_init(&o->series, st, st->ep_series, "application/json", "{\"series\":[", ",", "]}",
                     RMR_REC_METRIC, 0, DD_MAX_RAW_BYTES, DD_MAX_WIRE_BYTES);
-    else
-        stream_init(&o->series, st->ep_series, "application/json", "{\"series\":[", ",", "]}",
+    } else {
+        stream_init(&o->series, st, st->ep_series, "application/json", "{\"series\":[", ",", "]}",
                     RMR_REC_METRIC, DD_V2_MAX_POINTS, DD_V2_MAX_RAW_BYTES, DD_V2_MAX_WIRE_BYTES);
-    stream_init(&o->sketches, st->ep_sketches, "application/x-protobuf", "", "", "", RMR_REC_METRIC,
-                0, DD_MAX_RAW_BYTES, DD_MAX_WIRE_BYTES);
-    stream_init(&o->checks, st->ep_checks, "application/json", "[", ",", "]", RMR_REC_CHECK, 0,
+        o->series.compression = st->compression;
+        o->series.headers = st->headers;
+    }
+    stream_init(&o->sketches, st, st->ep_sketches, "application/x-protobuf", "", "", "",
+                RMR_REC_METRIC, 0, DD_MAX_RAW_BYTES, DD_MAX_WIRE_BYTES);
+    stream_init(&o->checks, st, st->ep_checks, "application/json", "[", ",", "]", RMR_REC_CHECK, 0,
+                DD_MAX_RAW_BYTES, DD_MAX_WIRE_BYTES);
+    stream_init(&o->events, st, st->ep_events, "application/json", "", "", "", RMR_REC_EVENT, 0,
                 DD_MAX_RAW_BYTES, DD_MAX_WIRE_BYTES);
     int rc = 0;
     for (uint32_t bi = 0; bi < nbatches && rc == 0; bi++) {
@@ -1011,6 +1039,7 @@ static int dd_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *
     stream_release(&o->series);
     stream_release(&o->sketches);
     stream_release(&o->checks);
+    stream_release(&o->events);
     ddbuf_release(&o->body);
     ddbuf_release(&o->wire);
     ddbuf_release(&o->sub1);

@@ -58,7 +58,7 @@ static char *body_len(const struct rmr_fakehost_payload *p, size_t *len)
     if (enc == NULL) {
         memcpy(out, p->body, p->len);
         n = p->len;
-    } else if (strcmp(enc, "zstd") == 0) {
+    } else if (strcmp(enc, "zstd1") == 0) {
         size_t r = ZSTD_decompress(out, cap, p->body, p->len);
         n = ZSTD_isError(r) ? 0 : r;
     } else {
@@ -251,12 +251,32 @@ static void test_series_golden(int v1)
     rmr_fakehost_free(fh);
 }
 
+/* v1 series take deflate or gzip only (the public API's MetricContentEncoding for v1). */
+static void test_v1_zstd_is_deflate(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    rmr_instance_t *ins = make(fh, "api_key = " KEY "\napi_version = v1\n", NULL);
+    rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
+    add_every_type(b);
+    const rmr_batch_t *bs[] = {b};
+    IS_INT(rmr_fakehost_encode(fh, ins, bs, 1), 0, "v1 with the default compression");
+    const struct rmr_fakehost_payload *p = rmr_fakehost_payload(fh, 0);
+    IS_STR(p != NULL ? p->spec.endpoint : NULL, "https://api.datadoghq.com/api/v1/series",
+           "  v1 series");
+    char *enc = p != NULL ? header(p, "Content-Encoding") : NULL;
+    IS_STR(enc, "deflate", "  go deflate, not zstd");
+    free(enc);
+    OK(p != NULL && p->len > 2 && p->body[0] == 0x78, "  a zlib stream");
+    rmr_batch_free(b);
+    rmr_fakehost_free(fh);
+}
+
 static void test_site_and_compression(void)
 {
     static const struct {
         const char *conf, *encoding;
     } cases[] = {
-        {"api_key = " KEY "\nsite = datadoghq.eu\n", "zstd"},
+        {"api_key = " KEY "\nsite = datadoghq.eu\n", "zstd1"},
         {"api_key = " KEY "\nsite = datadoghq.eu\ncompression = gzip\n", "gzip"},
         {"api_key = " KEY "\nsite = datadoghq.eu\ncompression = deflate\n", "deflate"},
     };
@@ -265,6 +285,8 @@ static void test_site_and_compression(void)
         rmr_instance_t *ins = make(fh, cases[c].conf, NULL);
         rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
         add_every_type(b);
+        struct rmr_check chk = {.struct_size = sizeof chk, .time_ns = T0, .name = RMR_STR("c")};
+        rmr_check_add(b, &chk); /* a second payload, to /api/v1/check_run */
         const rmr_batch_t *bs[] = {b};
         IS_INT(rmr_fakehost_encode(fh, ins, bs, 1), 0, cases[c].encoding);
         const struct rmr_fakehost_payload *p = rmr_fakehost_payload(fh, 0);
@@ -284,7 +306,7 @@ static void test_site_and_compression(void)
                "deflate is a zlib stream (RFC 1950 header)");
         if (strcmp(cases[c].encoding, "gzip") == 0)
             OK(p->len > 2 && p->body[0] == 0x1f && p->body[1] == 0x8b, "gzip magic");
-        if (strcmp(cases[c].encoding, "zstd") == 0)
+        if (strcmp(cases[c].encoding, "zstd1") == 0)
             OK(p->len > 4 && p->body[0] == 0x28 && p->body[1] == 0xb5 && p->body[2] == 0x2f &&
                    p->body[3] == 0xfd,
                "zstd magic");
@@ -293,6 +315,14 @@ static void test_site_and_compression(void)
         char *t = body(p);
         IS_STR(t, want, "decompressed: the golden v2 body");
         free(t);
+        /* zstd is documented for v2 series only: a check_run payload goes deflate then. */
+        const struct rmr_fakehost_payload *cp = rmr_fakehost_payload(fh, 1);
+        IS_STR(cp != NULL ? cp->spec.endpoint : NULL, "https://api.datadoghq.eu/api/v1/check_run",
+               "  and a check_run payload");
+        enc = cp != NULL ? header(cp, "Content-Encoding") : NULL;
+        IS_STR(enc, strcmp(cases[c].encoding, "zstd1") == 0 ? "deflate" : cases[c].encoding,
+               "  whose Content-Encoding is deflate for zstd, else the same");
+        free(enc);
         rmr_batch_free(b);
         rmr_fakehost_free(fh);
     }
@@ -923,7 +953,7 @@ static void test_sketch_protoc(void)
     IS_STR(p->spec.endpoint, "https://api.datadoghq.com/api/beta/sketches", "sketches endpoint");
     IS_STR(p->spec.content_type, "application/x-protobuf", "protobuf content type");
     char *enc = header(p, "Content-Encoding");
-    IS_STR(enc, "zstd", "zstd by default");
+    IS_STR(enc, "deflate", "deflate by default (zstd goes to v2 series only)");
     free(enc);
     IS_UINT(p->nrecords, 1, "one record");
     size_t len = 0;
@@ -1141,6 +1171,7 @@ int main(void)
     test_series_golden(0);
     test_series_golden(1);
     test_site_and_compression();
+    test_v1_zstd_is_deflate();
     test_hosts();
     test_fargate_other_kinds();
     test_drops();
