@@ -302,13 +302,6 @@ static int dd_start(rmr_instance_t *ins, void *state)
     return 0;
 }
 
-static int dd_stop(rmr_instance_t *ins, void *state)
-{
-    (void)ins;
-    (void)state;
-    return 0;
-}
-
 static void dd_destroy(rmr_instance_t *ins, void *state)
 {
     (void)ins;
@@ -1064,7 +1057,6 @@ static const struct rmr_plugin dd_plugin = {
     .schemas = dd_schemas,
     .create = dd_create,
     .start = dd_start,
-    .stop = dd_stop,
     .destroy = dd_destroy,
     .encode = dd_encode,
     .classify = dd_classify,

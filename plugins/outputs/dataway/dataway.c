@@ -183,13 +183,6 @@ static int dw_start(rmr_instance_t *ins, void *state)
     return 0;
 }
 
-static int dw_stop(rmr_instance_t *ins, void *state)
-{
-    (void)ins;
-    (void)state;
-    return 0;
-}
-
 static void dw_destroy(rmr_instance_t *ins, void *state)
 {
     (void)ins;
@@ -1185,7 +1178,6 @@ static const struct rmr_plugin dw_plugin = {
     .schemas = dw_schemas,
     .create = dw_create,
     .start = dw_start,
-    .stop = dw_stop,
     .destroy = dw_destroy,
     .encode = dw_encode,
     .classify = dw_classify,
