@@ -1071,11 +1071,6 @@ static void on_tick(rmr_instance_t *ins, void *arg)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-static int is_http_url(const char *s)
-{
-    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
-}
-
 static int fg_create(rmr_instance_t *ins, const void *config, void **state)
 {
     const struct fg_cfg *cfg = config;
@@ -1090,8 +1085,8 @@ static int fg_create(rmr_instance_t *ins, const void *config, void **state)
                 (long long)cfg->timeout_ms);
         return RMR_ECONFIG;
     }
-    if (cfg->endpoint != NULL && cfg->endpoint[0] != '\0' && !is_http_url(cfg->endpoint)) {
-        rmr_log(ins, RMR_LOG_ERROR, "invalid 'endpoint' '%s': expected an http:// URI",
+    if (cfg->endpoint != NULL && cfg->endpoint[0] != '\0' && !ecs_endpoint_valid(cfg->endpoint)) {
+        rmr_log(ins, RMR_LOG_ERROR, "invalid 'endpoint' '%s': expected an http:// or https:// URL",
                 cfg->endpoint);
         return RMR_ECONFIG;
     }
@@ -1120,8 +1115,9 @@ static int fg_start(rmr_instance_t *ins, void *state)
                 "ECS_CONTAINER_METADATA_URI is set; the input stays idle");
         return 0;
     }
-    if (!is_http_url(endpoint)) {
-        rmr_log(ins, RMR_LOG_ERROR, "invalid task metadata endpoint '%s': expected an http:// URI",
+    if (!ecs_endpoint_valid(endpoint)) {
+        rmr_log(ins, RMR_LOG_ERROR,
+                "invalid task metadata endpoint '%s': expected an http:// or https:// URL",
                 endpoint);
         return RMR_ECONFIG;
     }

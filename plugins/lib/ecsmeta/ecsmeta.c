@@ -288,6 +288,11 @@ int ecs_publish_tags(rmr_instance_t *ins, const struct ecs_task *t, const struct
 
 /* ---- the environment ----------------------------------------------------------------------- */
 
+int ecs_endpoint_valid(const char *url)
+{
+    return url != NULL && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0);
+}
+
 const char *ecs_endpoint_from_env(void)
 {
     static const char *const vars[] = {"ECS_CONTAINER_METADATA_URI_V4",

@@ -301,5 +301,8 @@ void ecs_client_free(struct ecs_client *c);
 /* The endpoint to use: the first non-empty of ECS_CONTAINER_METADATA_URI_V4 and
  * ECS_CONTAINER_METADATA_URI in the process environment, or NULL. Borrowed. */
 const char *ecs_endpoint_from_env(void);
+/* 1 when url starts with http:// or https:// (a metadata endpoint, configured or from the
+ * environment, that the host's fetch can take), else 0. */
+int ecs_endpoint_valid(const char *url);
 
 #endif

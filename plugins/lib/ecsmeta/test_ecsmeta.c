@@ -1729,6 +1729,11 @@ static void test_env(void)
     IS_STR(ecs_endpoint_from_env(), "http://169.254.170.2/v4/x", "env: v4 first");
     unsetenv("ECS_CONTAINER_METADATA_URI_V4");
     unsetenv("ECS_CONTAINER_METADATA_URI");
+    OK(ecs_endpoint_valid("http://169.254.170.2/v4/x") && ecs_endpoint_valid("https://h/x"),
+       "endpoint: http:// and https:// are valid");
+    OK(!ecs_endpoint_valid("169.254.170.2/v4") && !ecs_endpoint_valid("ftp://h") &&
+           !ecs_endpoint_valid("") && !ecs_endpoint_valid(NULL),
+       "endpoint: no scheme, another scheme, empty and NULL are not");
 }
 
 int main(int argc, char **argv)

@@ -308,25 +308,6 @@ static void dd_destroy(rmr_instance_t *ins, void *state)
     state_free(state);
 }
 
-/* Datadog's answers (PROTOCOLS.md 9.4): 401/403 are the key (halt, keep the data); 413 asks
- * for a split, which the courier cannot do for these bodies (not line-based), so it drops them
- * counted as too_large (the encoder never builds a body over the intake's bounds); 408, 429,
- * 5xx and network errors are retried; other 4xx are bad data, dropped. */
-static int dd_classify(void *state, const struct rmr_response *resp)
-{
-    (void)state;
-    int s = resp->status;
-    if (s >= 200 && s < 300)
-        return RMR_VERDICT_OK;
-    if (s == 401 || s == 403)
-        return RMR_VERDICT_HALT;
-    if (s == 413)
-        return RMR_VERDICT_SPLIT;
-    if (s == 0 || s == 408 || s == 429 || s >= 500)
-        return RMR_VERDICT_RETRY;
-    return RMR_VERDICT_REJECT;
-}
-
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
 /* The inside of a JSON string (RFC 8259): \" \\ \b \f \n \r \t, other control bytes as
@@ -1059,7 +1040,11 @@ static const struct rmr_plugin dd_plugin = {
     .start = dd_start,
     .destroy = dd_destroy,
     .encode = dd_encode,
-    .classify = dd_classify,
+    /* Datadog's answers (PROTOCOLS.md 9.4) are the host's default table: 2xx ok; 401/403 the
+     * key (halt, data kept); 413 a split the courier cannot make for these bodies (not
+     * line-based), so a drop counted too_large (the encoder never builds one over the
+     * bounds); 408, 429, 5xx and network errors retried; other 4xx bad data, dropped. */
+    .classify = NULL,
 };
 
 RMR_PLUGIN_DEFINE(dd_plugin)
