@@ -36,7 +36,7 @@ import threading
 import time
 import zlib
 
-from fakes import loopback_server
+from fakes import loopback_server, send_json
 from servers import wait_until
 
 ZSTD = shutil.which("zstd")
@@ -394,14 +394,7 @@ class Intake:
 
     @staticmethod
     def _send(h, status, doc, extra=None):
-        body = json.dumps(doc).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(body)
+        send_json(h, status, json.dumps(doc).encode(), extra)
 
     def _log(self, method, path, status):
         with self.lock:

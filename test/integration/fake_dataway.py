@@ -13,7 +13,7 @@ import re
 import threading
 import urllib.parse
 
-from fakes import loopback_server
+from fakes import loopback_server, send_json
 from servers import wait_until
 
 CATEGORIES = {"metric", "object", "logging", "tracing", "keyevent"}
@@ -79,11 +79,7 @@ class Dataway:
             if 200 <= status < 300 and lines:
                 self.lines[cat].extend(lines)
         reply = b'{"code":%d,"message":"fake dataway says %d"}' % (status, status)
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(reply)))
-        h.end_headers()
-        h.wfile.write(reply)
+        send_json(h, status, reply)
 
     def statuses(self):
         with self.lock:

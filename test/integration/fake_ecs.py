@@ -8,9 +8,8 @@ computed here from the same numbers with the Docker formula, independently of re
 Run alone: python3 fake_ecs.py [port]  (prints the ECS_CONTAINER_METADATA_URI_V4 to export).
 """
 import json
-import sys
 import threading
-from fakes import loopback_server
+from fakes import loopback_server, send_json
 
 REGION = "eu-west-3"
 CLUSTER = f"arn:aws:ecs:{REGION}:123456789012:cluster/payments-prod"
@@ -195,11 +194,7 @@ class MetadataServer:
 
     @staticmethod
     def _send(h, code, body):
-        h.send_response(code)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
+        send_json(h, code, body)
 
     def set_mode(self, mode):
         with self.lock:

@@ -37,6 +37,17 @@ def decode_body(encoding, body):
 
 
 
+def send_json(h, status, body, extra=None):
+    """Answers the request h handles: status, a JSON body (bytes), extra headers."""
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(body)))
+    for k, v in (extra or {}).items():
+        h.send_header(k, v)
+    h.end_headers()
+    h.wfile.write(body)
+
+
 def loopback_server(protocol="HTTP/1.1", **methods):
     """A threaded HTTP server on a free loopback port, serving in a daemon thread. methods are
     the handler's methods (do_POST=fn(handler), ...); request logging is off. Returns the
@@ -68,17 +79,9 @@ class Receiver:
             recv._violation(f"GET {h.path}")
             h._send(405, b'{"error":"method"}')
 
-        def send(h, status, body, extra=None):
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(body)))
-            for k, v in (extra or {}).items():
-                h.send_header(k, v)
-            h.end_headers()
-            h.wfile.write(body)
 
         self.server = loopback_server(do_POST=lambda h: recv._handle(h), do_GET=do_get,
-                                      _send=send)
+                                      _send=send_json)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
