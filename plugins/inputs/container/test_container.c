@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fakehost.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
@@ -35,16 +36,6 @@ static const char *fixture(const char *name)
     static char buf[4096];
     snprintf(buf, sizeof buf, "%s/%s", fixdir, name);
     return buf;
-}
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf)
-{
-    char err[256];
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
 }
 
 /* Serves <ep>/task and <ep>/task/stats from fixture files (NULL: leave unserved). */
@@ -75,7 +66,7 @@ static rmr_instance_t *started(struct rmr_fakehost *fh, const char *extra, int w
     snprintf(conf, sizeof conf, "endpoint = " EP "\n%s", extra != NULL ? extra : "");
     if (want)
         rmr_fakehost_want_schemas(fh, guance);
-    rmr_instance_t *ins = make(fh, conf);
+    rmr_instance_t *ins = plugin_make(fh, conf, NULL);
     if (ins != NULL && rmr_fakehost_start(fh, ins) != 0)
         printf("# start failed\n");
     return ins;
@@ -771,7 +762,7 @@ static void test_no_endpoint(void)
     unsetenv("ECS_CONTAINER_METADATA_URI");
     struct rmr_fakehost *fh = rmr_fakehost_new();
     rmr_fakehost_want_schemas(fh, guance);
-    rmr_instance_t *ins = make(fh, "");
+    rmr_instance_t *ins = plugin_make(fh, "", NULL);
     IS_INT(ins ? rmr_fakehost_start(fh, ins) : -1, 0, "idle: start succeeds");
     IS_INT(rmr_fakehost_log_count(fh), 1, "idle: one log line");
     const char *l = rmr_fakehost_log_count(fh) > 0 ? rmr_fakehost_log(fh, 0) : "";
@@ -787,7 +778,7 @@ static void test_no_endpoint(void)
 
     /* source = ecs without an endpoint is idle the same way. */
     fh = rmr_fakehost_new();
-    ins = make(fh, "source = ecs\n");
+    ins = plugin_make(fh, "source = ecs\n", NULL);
     IS_INT(ins ? rmr_fakehost_start(fh, ins) : -1, 0, "idle ecs: start succeeds");
     IS_INT(rmr_fakehost_log_count(fh), 1, "idle ecs: one log line");
     rmr_fakehost_free(fh);
@@ -795,7 +786,7 @@ static void test_no_endpoint(void)
     /* The environment fills in when the option is empty: v4 first, else v3. */
     fh = rmr_fakehost_new();
     setenv("ECS_CONTAINER_METADATA_URI", "http://169.254.170.2/v3/abc", 1);
-    ins = make(fh, "");
+    ins = plugin_make(fh, "", NULL);
     rmr_fakehost_start(fh, ins);
     rmr_fakehost_advance(fh, 0);
     const struct rmr_fakehost_fetch *f = rmr_fakehost_fetch(fh, 0);
@@ -805,7 +796,7 @@ static void test_no_endpoint(void)
 
     fh = rmr_fakehost_new();
     setenv("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/def", 1);
-    ins = make(fh, "");
+    ins = plugin_make(fh, "", NULL);
     rmr_fakehost_start(fh, ins);
     rmr_fakehost_advance(fh, 0);
     f = rmr_fakehost_fetch(fh, 0);

@@ -4,22 +4,13 @@
 #include <string.h>
 
 #include "fakehost.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
 
 #define T0 INT64_C(1767225600000000000) /* 2026-01-01T00:00:00Z */
 #define NS INT64_C(1000000000)
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf)
-{
-    char err[256];
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
-}
 
 static void add_stat(struct rmr_fakehost *fh, const char *instance, const char *plugin,
                      const char *kind, const char *name, const char *reason, const char *rkind,
@@ -91,7 +82,7 @@ static void test_descriptor(void)
 static void test_ticks(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "");
+    rmr_instance_t *ins = plugin_make(fh, "", NULL);
     OK(ins != NULL, "ticks: created with defaults");
     IS_INT(rmr_fakehost_start(fh, ins), 0, "ticks: started");
 
@@ -187,8 +178,8 @@ static void test_ticks(void)
 static void test_interval_and_emit_failure(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *a = make(fh, "interval = 2s");
-    rmr_instance_t *b = make(fh, "interval = 1m");
+    rmr_instance_t *a = plugin_make(fh, "interval = 2s", NULL);
+    rmr_instance_t *b = plugin_make(fh, "interval = 1m", NULL);
     OK(a != NULL && b != NULL, "interval: two instances coexist");
     rmr_fakehost_start(fh, a);
     rmr_fakehost_start(fh, b);
@@ -234,7 +225,7 @@ static void test_interval_and_emit_failure(void)
 static void test_overflow(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "interval = 1s");
+    rmr_instance_t *ins = plugin_make(fh, "interval = 1s", NULL);
     rmr_fakehost_start(fh, ins);
     char name[32];
     for (int i = 0; i < 4100; i++) {

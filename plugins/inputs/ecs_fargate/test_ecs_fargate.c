@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "fakehost.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
@@ -45,16 +46,6 @@ static const char *fixdir = "test/fixtures/ecs";
 static const char *const both_schemas[] = {RMR_SCHEMA_DATADOG, RMR_SCHEMA_ELASTIC, NULL};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf)
-{
-    char err[256];
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
-}
 
 /* Serves a fixture file at EP + suffix. */
 static void serve(struct rmr_fakehost *fh, const char *suffix, const char *file)
@@ -85,7 +76,7 @@ static void serve_error(struct rmr_fakehost *fh, const char *suffix, int error)
 static rmr_instance_t *start(struct rmr_fakehost *fh, const char *conf)
 {
     rmr_fakehost_want_schemas(fh, both_schemas);
-    rmr_instance_t *ins = make(fh, conf != NULL ? conf : "endpoint = " EP);
+    rmr_instance_t *ins = plugin_make(fh, conf != NULL ? conf : "endpoint = " EP, NULL);
     if (ins != NULL && rmr_fakehost_start(fh, ins) != 0)
         printf("# start failed\n");
     return ins;
@@ -988,7 +979,7 @@ static void test_no_endpoint(void)
     unsetenv("ECS_CONTAINER_METADATA_URI");
     struct rmr_fakehost *fh = rmr_fakehost_new();
     rmr_fakehost_want_schemas(fh, both_schemas);
-    rmr_instance_t *ins = make(fh, "");
+    rmr_instance_t *ins = plugin_make(fh, "", NULL);
     IS_INT(rmr_fakehost_start(fh, ins), 0, "no endpoint: start succeeds (the agent runs on)");
     IS_INT(rmr_fakehost_log_count(fh), 1, "no endpoint: exactly one log line");
     IS_STR(rmr_fakehost_log(fh, 0),
@@ -1041,7 +1032,7 @@ static void test_schemas(void)
     struct rmr_fakehost *fh = rmr_fakehost_new();
     serve(fh, "/task", TASK_V1);
     serve(fh, "/task/stats", STATS_V1);
-    rmr_instance_t *ins = make(fh, "endpoint = " EP);
+    rmr_instance_t *ins = plugin_make(fh, "endpoint = " EP, NULL);
     rmr_fakehost_want_schemas(fh, only_es);
     rmr_fakehost_start(fh, ins);
     rmr_fakehost_advance(fh, 0);

@@ -13,24 +13,13 @@
 #include <zstd.h>
 
 #include "fakehost.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
 
 #define T0  INT64_C(1767225600000000000) /* 2026-01-01T00:00:00Z */
 #define KEY "0123456789abcdef0123456789abcdef"
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf, int *rc_out)
-{
-    char err[256] = "";
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc_out != NULL)
-        *rc_out = rc;
-    else if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
-}
 
 /* A header's value in a payload's extra headers ("Name: value\r\n" lines), or NULL. Owned. */
 static char *header(const struct rmr_fakehost_payload *p, const char *name)
@@ -214,11 +203,12 @@ static int key_nowhere(struct rmr_fakehost *fh)
 static void test_series_golden(int v1)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh,
-                               v1 ? "api_key = " KEY "\ncompression = none\napi_version = v1\n"
-                                    "url = http://127.0.0.1:8428/datadog/\n"
-                                  : "api_key = " KEY "\ncompression = none\n",
-                               NULL);
+    rmr_instance_t *ins =
+        plugin_make(fh,
+                    v1 ? "api_key = " KEY "\ncompression = none\napi_version = v1\n"
+                         "url = http://127.0.0.1:8428/datadog/\n"
+                       : "api_key = " KEY "\ncompression = none\n",
+                    NULL);
     OK(ins != NULL, v1 ? "v1: created" : "v2: created");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_every_type(b);
@@ -255,7 +245,7 @@ static void test_series_golden(int v1)
 static void test_v1_zstd_is_deflate(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\napi_version = v1\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\napi_version = v1\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_every_type(b);
     const rmr_batch_t *bs[] = {b};
@@ -282,7 +272,7 @@ static void test_site_and_compression(void)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct rmr_fakehost *fh = rmr_fakehost_new();
-        rmr_instance_t *ins = make(fh, cases[c].conf, NULL);
+        rmr_instance_t *ins = plugin_make(fh, cases[c].conf, NULL);
         rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
         add_every_type(b);
         struct rmr_check chk = {.struct_size = sizeof chk, .time_ns = T0, .name = RMR_STR("c")};
@@ -337,7 +327,7 @@ static char *one_series(const char *conf, const char *host, int fargate_env)
         setenv("ECS_FARGATE", "true", 1);
     if (fargate_env == 2)
         setenv("AWS_EXECUTION_ENV", "AWS_ECS_FARGATE", 1);
-    rmr_instance_t *ins = make(fh, conf, NULL);
+    rmr_instance_t *ins = plugin_make(fh, conf, NULL);
     unsetenv("ECS_FARGATE");
     unsetenv("AWS_EXECUTION_ENV");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, "datadog");
@@ -393,7 +383,7 @@ static void test_fargate_other_kinds(void)
     struct rmr_fakehost *fh = rmr_fakehost_new();
     rmr_fakehost_set_hostname(fh, "agent-host");
     setenv("ECS_FARGATE", "TRUE", 1);
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\ncompression = none\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\ncompression = none\n", NULL);
     unsetenv("ECS_FARGATE");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, "datadog");
     struct rmr_event e = {
@@ -451,7 +441,7 @@ static void test_fargate_other_kinds(void)
 static void test_drops(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\ncompression = none\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\ncompression = none\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_metric(b, RMR_METRIC_GAUGE, "nan", NAN, NULL, 0, NULL, NULL);
     add_metric(b, RMR_METRIC_COUNT, "inf", INFINITY, NULL, 0, NULL, NULL);
@@ -499,7 +489,7 @@ static void test_drops(void)
 static void test_events_and_checks(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\ncompression = none\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\ncompression = none\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     struct rmr_event e1 = {
         .struct_size = sizeof e1,
@@ -583,7 +573,7 @@ static void test_points_bound(void)
     static const uint32_t counts[] = {10000, 10001};
     for (int c = 0; c < 2; c++) {
         struct rmr_fakehost *fh = rmr_fakehost_new();
-        rmr_instance_t *ins = make(fh, "api_key = " KEY "\n", NULL);
+        rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\n", NULL);
         rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
         for (uint32_t i = 0; i < counts[c]; i++) {
             char name[32];
@@ -654,7 +644,7 @@ static uint32_t encode_padded(const char *conf, const size_t *pad, size_t n, int
                               size_t *sizes, uint32_t max)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, conf, NULL);
+    rmr_instance_t *ins = plugin_make(fh, conf, NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_padded(b, pad, n, distribution);
     const rmr_batch_t *bs[] = {b};
@@ -723,7 +713,7 @@ static void test_wire_bound(const char *conf, uint32_t n, size_t raw_bound, size
                             const char *what)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, conf, NULL);
+    rmr_instance_t *ins = plugin_make(fh, conf, NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_random(b, n, 2000, 7);
     const rmr_batch_t *bs[] = {b};
@@ -761,7 +751,7 @@ static void test_wire_bound(const char *conf, uint32_t n, size_t raw_bound, size
 static void test_too_large(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_metric(b, RMR_METRIC_GAUGE, "small.1", 1, NULL, 0, NULL, NULL);
     add_random(b, 1, 800000, 3); /* ~600 kB compressed: over 512,000 alone */
@@ -912,7 +902,7 @@ static size_t varints(const unsigned char *b, size_t n, int zz, int64_t *out, si
 static void test_sketch_protoc(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     /* The first key's zigzag value ends in binary 111 (a wire type protobuf does not have),
      * and so does the first count, so protoc shows the packed fields as bytes, never as a
@@ -1056,21 +1046,21 @@ static void test_options(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
     int rc = 0;
-    make(fh, "", &rc);
+    plugin_make(fh, "", &rc);
     IS_INT(rc, RMR_ECONFIG, "api_key is required");
-    make(fh, "api_key = " KEY "\nurl = ftp://x\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\nurl = ftp://x\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a non-http url is refused");
-    make(fh, "api_key = " KEY "\nurl = http://x/{secret:api_key}\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\nurl = http://x/{secret:api_key}\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a url cannot smuggle a placeholder");
-    make(fh, "api_key = " KEY "\nurl = http://x/?a=b\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\nurl = http://x/?a=b\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a url with a query is refused");
-    make(fh, "api_key = " KEY "\nsite = evil.com/x?\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\nsite = evil.com/x?\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a site that is not a domain is refused");
-    make(fh, "api_key = " KEY "\napi_version = v3\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\napi_version = v3\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "api_version v2 or v1");
-    make(fh, "api_key = " KEY "\ncompression = lz4\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\ncompression = lz4\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "compression zstd, gzip, deflate or none");
-    make(fh, "api_key = " KEY "\tx\n", &rc);
+    plugin_make(fh, "api_key = " KEY "\tx\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a key with a control character is refused");
     OK(key_nowhere(fh), "refusals never echo the key");
     rmr_fakehost_free(fh);
@@ -1108,7 +1098,8 @@ static void test_validate(void)
                                      cases[c].status == 200 ? "{\"valid\":true}"
                                                             : "{\"errors\":[\"Forbidden\"]}",
                                      cases[c].status == 200 ? 14 : 25);
-        rmr_instance_t *ins = make(fh, "api_key = " KEY "\nurl = http://127.0.0.1:18080/\n", NULL);
+        rmr_instance_t *ins =
+            plugin_make(fh, "api_key = " KEY "\nurl = http://127.0.0.1:18080/\n", NULL);
         IS_INT(rmr_fakehost_start(fh, ins), 0, "start succeeds whatever the answer");
         IS_UINT(rmr_fakehost_fetch_count(fh), 1, "one validate request");
         const struct rmr_fakehost_fetch *f = rmr_fakehost_fetch(fh, 0);
@@ -1133,7 +1124,7 @@ static void test_validate(void)
         rmr_fakehost_free(fh);
     }
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "api_key = " KEY "\nvalidate = false\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "api_key = " KEY "\nvalidate = false\n", NULL);
     IS_INT(rmr_fakehost_start(fh, ins), 0, "start with validate = false");
     IS_UINT(rmr_fakehost_fetch_count(fh), 0, "no validate request");
     rmr_fakehost_free(fh);

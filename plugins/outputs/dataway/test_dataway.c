@@ -8,23 +8,12 @@
 
 #include "fakehost.h"
 #include "lineproto/lineproto.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
 
 #define T0 INT64_C(1767225600000000000) /* 2026-01-01T00:00:00Z */
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf, int *rc_out)
-{
-    char err[256] = "";
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc_out != NULL)
-        *rc_out = rc;
-    else if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
-}
 
 /* The body, gunzipped when compressed; NUL-ended, owned by the caller. */
 static char *body(const struct rmr_fakehost_payload *p)
@@ -168,7 +157,7 @@ static void add_every_kind(rmr_batch_t *b)
 static void test_every_kind(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "url = http://127.0.0.1:9/dw/?token=tkn_secret\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "url = http://127.0.0.1:9/dw/?token=tkn_secret\n", NULL);
     OK(ins != NULL, "created with a url that carries the token");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_every_kind(b);
@@ -228,7 +217,7 @@ static void test_every_kind(void)
 static void test_statsd_names(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "url = https://dw.example\ncompression = none\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "url = https://dw.example\ncompression = none\n", NULL);
     OK(ins != NULL, "created without compression");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_metric(b, RMR_METRIC_RATE, "my-app.req", 0.5, NULL, 0);
@@ -284,10 +273,10 @@ static void test_statsd_names(void)
 static void test_guance_passthrough(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh,
-                               "url = http://a:1?token=tkn_a, http://b:2/x\n"
-                               "token = tkn_t1, tkn_t2\ncompression = none\n",
-                               NULL);
+    rmr_instance_t *ins = plugin_make(fh,
+                                      "url = http://a:1?token=tkn_a, http://b:2/x\n"
+                                      "token = tkn_t1, tkn_t2\ncompression = none\n",
+                                      NULL);
     OK(ins != NULL, "created with two dataways and two tokens");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, "guance");
     struct rmr_tag tags[] = {{RMR_STR("container_id"), RMR_STR("c 1")},
@@ -331,7 +320,7 @@ static void test_guance_passthrough(void)
 static void test_split(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "url = http://a:1\n", NULL);
+    rmr_instance_t *ins = plugin_make(fh, "url = http://a:1\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     char pad[200];
     memset(pad, 'v', sizeof pad - 1);
@@ -388,15 +377,15 @@ static void test_classify_and_options(void)
     }
     struct rmr_fakehost *fh = rmr_fakehost_new();
     int rc = 0;
-    make(fh, "", &rc);
+    plugin_make(fh, "", &rc);
     IS_INT(rc, RMR_ECONFIG, "url is required");
-    make(fh, "url = ftp://x/\n", &rc);
+    plugin_make(fh, "url = ftp://x/\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a non-http url is refused");
-    make(fh, "url = http://x/{secret:token}\n", &rc);
+    plugin_make(fh, "url = http://x/{secret:token}\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a url cannot smuggle a placeholder");
-    make(fh, "url = http://a, http://b, http://c\ntoken = t1, t2\n", &rc);
+    plugin_make(fh, "url = http://a, http://b, http://c\ntoken = t1, t2\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "two tokens for three urls is refused");
-    make(fh, "url = http://a\ncompression = zstd\n", &rc);
+    plugin_make(fh, "url = http://a\ncompression = zstd\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "zstd is not a dataway compression");
     int leaked = 0;
     for (uint32_t i = 0; i < rmr_fakehost_log_count(fh); i++)
@@ -438,7 +427,7 @@ static void add_span(rmr_batch_t *b, uint64_t trace, uint64_t id, uint64_t paren
 static char *encode_spans(struct rmr_fakehost *fh, rmr_instance_t **ins,
                           const rmr_batch_t *const *bs, uint32_t n)
 {
-    *ins = make(fh, "url = http://a:1\ncompression = none\n", NULL);
+    *ins = plugin_make(fh, "url = http://a:1\ncompression = none\n", NULL);
     if (*ins == NULL || rmr_fakehost_encode(fh, *ins, bs, n) != 0 ||
         rmr_fakehost_payload_count(fh) != 1)
         return NULL;

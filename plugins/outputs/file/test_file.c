@@ -6,21 +6,12 @@
 #include <zlib.h>
 
 #include "fakehost.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
 
 #define T0 INT64_C(1767225600000000000) /* 2026-01-01T00:00:00Z */
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf)
-{
-    char err[256];
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
-}
 
 /* The body of payload i as a NUL-terminated string; owned by the caller. */
 static char *body(const struct rmr_fakehost *fh, uint32_t i)
@@ -62,7 +53,7 @@ static void test_descriptor(void)
 static void test_every_kind(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "");
+    rmr_instance_t *ins = plugin_make(fh, "", NULL);
     OK(ins != NULL, "every kind: created with defaults");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
 
@@ -257,7 +248,7 @@ static void test_every_kind(void)
 static void test_schema_and_fields(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "path = -\ncompression = none\n");
+    rmr_instance_t *ins = plugin_make(fh, "path = -\ncompression = none\n", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, "guance");
     struct rmr_field f[] = {
         {RMR_STR("cpu_usage"), {.type = RMR_VAL_DOUBLE, .v.d = 0.1}},
@@ -293,7 +284,7 @@ static void test_schema_and_fields(void)
 static void test_hostile_strings(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, NULL);
+    rmr_instance_t *ins = plugin_make(fh, NULL, NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     static const char msg[] = "q\"b\\n\nc\x01\x1f\t\r\b\f"
                               "\0"
@@ -328,7 +319,7 @@ static void test_hostile_strings(void)
 static void test_non_finite(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "");
+    rmr_instance_t *ins = plugin_make(fh, "", NULL);
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     struct rmr_metric nan_m = {.struct_size = sizeof nan_m,
                                .type = RMR_METRIC_GAUGE,
@@ -389,9 +380,11 @@ static rmr_batch_t *small_batch(struct rmr_fakehost *fh)
 static void test_path_and_compression(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *plain = make(fh, "path = /tmp/x\n");
-    rmr_instance_t *gz = make(fh, "# gzip to a file\npath = /tmp/x.gz\ncompression = gzip\n");
-    rmr_instance_t *zs = make(fh, "path = /tmp/x.zst ; inline comment\ncompression = zstd");
+    rmr_instance_t *plain = plugin_make(fh, "path = /tmp/x\n", NULL);
+    rmr_instance_t *gz =
+        plugin_make(fh, "# gzip to a file\npath = /tmp/x.gz\ncompression = gzip\n", NULL);
+    rmr_instance_t *zs =
+        plugin_make(fh, "path = /tmp/x.zst ; inline comment\ncompression = zstd", NULL);
     OK(plain != NULL && gz != NULL && zs != NULL, "path: three instances coexist");
     rmr_batch_t *b = small_batch(fh);
 
@@ -480,7 +473,7 @@ static void test_config_errors(void)
 static void test_split(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh, "");
+    rmr_instance_t *ins = plugin_make(fh, "", NULL);
     char big[1000];
     memset(big, 'x', sizeof big);
     rmr_batch_t *b1 = rmr_fakehost_batch_new(fh, NULL);

@@ -6,23 +6,12 @@
 #include <zlib.h>
 
 #include "fakehost.h"
+#include "plugin_test.h"
 #include "tap.h"
 
 const struct rmr_plugin *rmr_plugin_describe(void);
 
 #define T0 INT64_C(1767225600000000000) /* 2026-01-01T00:00:00Z */
-
-static rmr_instance_t *make(struct rmr_fakehost *fh, const char *conf, int *rc_out)
-{
-    char err[256] = "";
-    rmr_instance_t *ins = NULL;
-    int rc = rmr_fakehost_create(fh, rmr_plugin_describe(), conf, &ins, err, sizeof err);
-    if (rc_out != NULL)
-        *rc_out = rc;
-    else if (rc != 0)
-        printf("# create failed: %s (%s)\n", rmr_strerror(rc), err);
-    return ins;
-}
 
 static void add_metric(rmr_batch_t *b, const char *name, double v)
 {
@@ -66,11 +55,11 @@ static size_t count_lines(const char *s)
 static void test_spec(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(fh,
-                               "url = http://127.0.0.1:9/ingest?x=1\n"
-                               "headers = X-Scope-OrgID: tenant-1, X-Source: remora\n"
-                               "bearer_token = s3cr3t-token\n",
-                               NULL);
+    rmr_instance_t *ins = plugin_make(fh,
+                                      "url = http://127.0.0.1:9/ingest?x=1\n"
+                                      "headers = X-Scope-OrgID: tenant-1, X-Source: remora\n"
+                                      "bearer_token = s3cr3t-token\n",
+                                      NULL);
     OK(ins != NULL, "created with url, headers and a token");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
     add_metric(b, "a", 1);
@@ -110,7 +99,7 @@ static void test_spec(void)
 static void test_gzip_and_split(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
-    rmr_instance_t *ins = make(
+    rmr_instance_t *ins = plugin_make(
         fh, "url = https://example.test/x\ncompression = gzip\nmax_payload_bytes = 4KiB\n", NULL);
     OK(ins != NULL, "created with gzip and a 4 KiB bound");
     rmr_batch_t *b = rmr_fakehost_batch_new(fh, NULL);
@@ -153,15 +142,15 @@ static void test_bad_options(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
     int rc = 0;
-    make(fh, "", &rc);
+    plugin_make(fh, "", &rc);
     IS_INT(rc, RMR_ECONFIG, "url is required");
-    make(fh, "url = ftp://x/\n", &rc);
+    plugin_make(fh, "url = ftp://x/\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a non-http url is refused");
-    make(fh, "url = http://x/\nheaders = NoColon\n", &rc);
+    plugin_make(fh, "url = http://x/\nheaders = NoColon\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a header without a colon is refused");
-    make(fh, "url = http://x/\nheaders = X-A: {secret:bearer_token}\n", &rc);
+    plugin_make(fh, "url = http://x/\nheaders = X-A: {secret:bearer_token}\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "a header cannot smuggle a secret placeholder");
-    make(fh, "url = http://x/\ncompression = brotli\n", &rc);
+    plugin_make(fh, "url = http://x/\ncompression = brotli\n", &rc);
     IS_INT(rc, RMR_ECONFIG, "an unknown compression is refused");
     const struct rmr_plugin *d = rmr_plugin_describe();
     IS_STR(d->name, "http", "descriptor: name");
