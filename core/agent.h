@@ -41,9 +41,17 @@ enum instance_phase {
     PHASE_STOPPED = 4,
 };
 
+/* A batch waiting for an output's encoder, with what it counts toward the output's bounds. */
+struct pending_batch {
+    struct rmr_batch *b;
+    uint64_t records; /* of kinds the output accepts */
+    size_t bytes;
+    uint64_t arrived_ms; /* uv_now() */
+};
+
 /* An output's pipeline state: batches waiting to be encoded, and its delivery queue. */
 struct output {
-    struct rmr_batch **pending;
+    struct pending_batch *pending;
     uint32_t npending;
     uint32_t cap;
     uint64_t pending_records;

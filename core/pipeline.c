@@ -178,26 +178,47 @@ static void encode_done(uv_work_t *req, int status)
         flush_output(ins);
 }
 
+/* Hands the oldest pending batches to one encode job: up to batch_records records or
+ * batch_bytes bytes (one batch at least), not everything pending. A burst (a DogStatsD flush
+ * emits 10^4 records at once) is encoded job after job, each job's payloads delivered as it
+ * ends, so only one job's batches and payloads are held beyond the batches still waiting. */
 static void flush_output(struct rmr_instance *ins)
 {
     struct output *o = ins->out;
     if (o->encoding || o->npending == 0)
         return;
+    uint64_t max_records = (uint64_t)ins->ci->common.batch_records;
+    size_t max_bytes = ins->ci->common.batch_bytes;
+    uint32_t n = 0;
+    uint64_t records = 0;
+    size_t bytes = 0;
+    do {
+        records += o->pending[n].records;
+        bytes += o->pending[n].bytes;
+        n++;
+    } while (n < o->npending && records < max_records && bytes < max_bytes);
     struct encode_job *job = calloc(1, sizeof *job);
-    if (job == NULL) {
+    struct rmr_batch **batches = malloc(n * sizeof *batches);
+    if (job == NULL || batches == NULL) {
+        free(job);
+        free(batches);
         log_write(RMR_LOG_ERROR, ins->ci->name, "cannot encode: out of memory");
         return;
     }
+    for (uint32_t i = 0; i < n; i++)
+        batches[i] = o->pending[i].b;
+    o->npending -= n;
+    memmove(o->pending, o->pending + n, o->npending * sizeof *o->pending);
+    if (o->npending > 0)
+        o->oldest_ms = o->pending[0].arrived_ms;
     job->ins = ins;
-    job->batches = o->pending;
-    job->nbatches = o->npending;
-    job->nrecords = o->pending_records;
+    job->batches = batches;
+    job->nbatches = n;
+    job->nrecords = records;
     job->req.data = job;
-    o->pending = NULL;
-    o->npending = o->cap = 0;
-    o->pending_records = 0;
-    o->encoding_bytes = o->pending_bytes; /* still held until encode_done() */
-    o->pending_bytes = 0;
+    o->pending_records -= records;
+    o->encoding_bytes = bytes; /* still held until encode_done() */
+    o->pending_bytes -= bytes;
     o->encoding = 1;
     int rc = uv_queue_work(&ins->agent->loop, &job->req, encode_work, encode_done);
     if (rc < 0) {
@@ -258,8 +279,8 @@ void pipeline_output_close(struct rmr_instance *ins)
     if (o == NULL)
         return;
     for (uint32_t i = 0; i < o->npending; i++) {
-        counter_add(ins, "records_dropped", "shutdown", NULL, batch_count(o->pending[i]));
-        batch_unref(o->pending[i]);
+        counter_add(ins, "records_dropped", "shutdown", NULL, batch_count(o->pending[i].b));
+        batch_unref(o->pending[i].b);
     }
     free(o->pending);
     o->pending = NULL;
@@ -412,7 +433,7 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
         }
         if (o->npending == o->cap) {
             uint32_t cap = o->cap ? o->cap * 2 : 8;
-            struct rmr_batch **p = realloc(o->pending, cap * sizeof *p);
+            struct pending_batch *p = realloc(o->pending, cap * sizeof *p);
             if (p == NULL) {
                 counter_add(oi, "records_dropped", "no_memory", NULL, shipped);
                 continue;
@@ -420,10 +441,11 @@ int pipeline_emit(struct rmr_instance *ins, struct rmr_batch *b)
             o->pending = p;
             o->cap = cap;
         }
+        uint64_t now_ms = uv_now(&a->loop);
         if (o->npending == 0)
-            o->oldest_ms = uv_now(&a->loop);
+            o->oldest_ms = now_ms;
         batch_ref(b);
-        o->pending[o->npending++] = b;
+        o->pending[o->npending++] = (struct pending_batch){b, shipped, bytes, now_ms};
         o->pending_records += shipped;
         o->pending_bytes += bytes;
         counter_add(oi, "records_in", NULL, NULL, shipped);

@@ -11,6 +11,8 @@
 #include "tap.h"
 
 static char out_path[64];
+static uint32_t enc_batches[16]; /* batches handed to each encode() call, in order */
+static uint32_t nenc;
 
 static int t_create(rmr_instance_t *ins, const void *cfg, void **state)
 {
@@ -29,6 +31,8 @@ static int t_encode(rmr_encoder_t *enc, void *state, const rmr_batch_t *const *b
     rmr_payload_t *p = rmr_payload_new(enc, &spec);
     if (p == NULL)
         return RMR_ENOMEM;
+    if (nenc < sizeof enc_batches / sizeof enc_batches[0])
+        enc_batches[nenc++] = n;
     uint32_t count = 0;
     for (uint32_t b = 0; b < n; b++) {
         for (uint32_t i = 0; i < rmr_batch_count(batches[b]); i++) {
@@ -300,6 +304,25 @@ int main(void)
     CONTAINS(text, "m0|env:dev,region:eu-west-3,task_arn:arn:t/1,team:core|stamped\n",
              "schema-less: task tags added, the configured team tag wins");
     CONTAINS(text, "\nm0|env:dev,team:core|stamped\n", "the guance batch carries no task tags");
+
+    /* A burst is encoded job after job, each taking batch_records (3) or more, the rest
+     * waiting: seven batches of two records emitted while the loop is busy elsewhere go as
+     * 2 (the first job, started at once), then 2, 2, and the last batch at its age limit. */
+    ci[1].common.batch_records = 3;
+    nenc = 0;
+    for (int i = 0; i < 7; i++)
+        rmr_emit(src, metrics(src, NULL, 2, 0));
+    IS_INT(sink->out->encoding, 1, "burst: the first job started");
+    IS_UINT(sink->out->npending, 5, "burst: five batches wait for it");
+    uv_timer_start(&wait, on_wait, 150, 0);
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < 100 && !pipeline_idle(a); i++)
+        uv_run(&a->loop, UV_RUN_ONCE);
+    IS_UINT(nenc, 4, "burst: four encode jobs");
+    IS_INT(enc_batches[0] == 2 && enc_batches[1] == 2 && enc_batches[2] == 2 &&
+               enc_batches[3] == 1,
+           1, "burst: jobs of 2, 2, 2 and 1 batches, not one job for all that waited");
+    IS_INT(count_lines(read_file(out_path)), 22, "burst: all 14 records delivered");
 
     /* An empty batch is fine; after the drain starts, emits are refused and counted. */
     IS_INT(rmr_emit(src, rmr_batch_new(src, NULL)), 0, "an empty batch is accepted");
