@@ -64,7 +64,7 @@
 #define PENDING_MAX          64
 #define HIST_MAX_SAMPLES     65536u /* stored samples per histogram per bucket */
 #define SET_MAX_MEMBERS      65536u /* members per set per bucket */
-#define DEFAULT_STATE_LIMIT  ((uint64_t)2 << 20)
+#define DEFAULT_STATE_LIMIT  ((uint64_t)1 << 20)
 #define HIST_FAIR_MIN        256u /* samples a histogram may always hold, budget permitting */
 #define DEFAULT_MAX_CONTEXTS 100000u
 #define MAX_PERCENTILES      16

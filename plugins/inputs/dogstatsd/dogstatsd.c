@@ -134,7 +134,7 @@ static const struct rmr_option dsd_options[] = {
     RMR_OPT_FULL("flush_interval", RMR_OPT_DURATION, 0, "1s", NULL, DSD_FLUSH_MIN_MS,
                  DSD_FLUSH_MAX_MS, struct dsd_cfg, flush_interval_ms,
                  "how often closed buckets, events and service checks are emitted"),
-    RMR_OPT_FULL("samples_memory", RMR_OPT_SIZE, 0, "2MiB", NULL, DSD_SAMPLES_MEMORY_MIN,
+    RMR_OPT_FULL("samples_memory", RMR_OPT_SIZE, 0, "1MiB", NULL, DSD_SAMPLES_MEMORY_MIN,
                  DSD_SAMPLES_MEMORY_MAX, struct dsd_cfg, samples_memory,
                  "histogram samples and set members the open bucket holds in all; beyond it "
                  "percentiles are estimated from a uniform sample (counted in samples_capped)"),

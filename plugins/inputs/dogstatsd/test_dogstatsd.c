@@ -455,7 +455,7 @@ static void test_counters(void)
     rmr_fakehost_free(fh);
 
     /* samples_memory bounds a bucket's histogram samples: 64 KiB holds 4,096 of them; the
-     * count stays exact beyond it, and the default (2 MiB) keeps all 6,000. */
+     * count stays exact beyond it, and the default (1 MiB: 65,536) keeps all 6,000. */
     for (int small = 1; small >= 0; small--) {
         fh = rmr_fakehost_new();
         ins = start(fh, small ? "samples_memory = 64KiB" : "");
