@@ -319,8 +319,7 @@ int main(void)
     for (int i = 0; i < 100 && !pipeline_idle(a); i++)
         uv_run(&a->loop, UV_RUN_ONCE);
     IS_UINT(nenc, 4, "burst: four encode jobs");
-    IS_INT(enc_batches[0] == 2 && enc_batches[1] == 2 && enc_batches[2] == 2 &&
-               enc_batches[3] == 1,
+    IS_INT(enc_batches[0] == 2 && enc_batches[1] == 2 && enc_batches[2] == 2 && enc_batches[3] == 1,
            1, "burst: jobs of 2, 2, 2 and 1 batches, not one job for all that waited");
     IS_INT(count_lines(read_file(out_path)), 22, "burst: all 14 records delivered");
 
