@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The dogstatsd input in the real binary, fed by a real DogStatsD client.
+"""The dogstatsd input in the real binary, fed by two real DogStatsD clients.
 
 hot-shots (npm; scripts/setup --tests installs it into test/integration/node_modules) sends
 every message type with tags over UDP, a Unix datagram socket and a Unix stream socket
@@ -9,6 +9,10 @@ The aggregates must equal what the Datadog Agent computes, worked out by hand be
 transport. A packet with malformed lines between good ones (sent from Python) loses only the
 bad lines. Everything is sent within one 10 s bucket and the agent is stopped with SIGTERM,
 whose final flush emits the open bucket if the timer has not emitted it yet.
+
+A second client from another ecosystem, aiodogstatsd (Debian's python3-aiodogstatsd, run by
+/usr/bin/python3 in dsd_aio.py), sends values as Python writes them (1e-05, 2.5e+20, -3) with
+sample rates; its aggregates are worked out by hand the same way.
 
 Also: which variables turn the input on (check-config), and the self-metrics on /metrics.
 """
@@ -226,6 +230,95 @@ def test_hotshots(t):
          "the socket files are removed on exit")
 
 
+AIO_CLIENT = os.path.join(HERE, "dsd_aio.py")
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def test_aiodogstatsd(t):
+    """A second real client, from another ecosystem: aiodogstatsd (dsd_aio.py) sends gauges with
+    the exponent forms Python writes, counters with a sample rate and a decrement, a histogram,
+    a timer at @0.5 and a distribution. Every aggregate is worked out by hand as the Datadog
+    Agent computes it."""
+    probe = subprocess.run([DEBIAN_PYTHON, "-c", "import aiodogstatsd"], capture_output=True,
+                           text=True) if os.path.exists(DEBIAN_PYTHON) else None
+    if probe is None or probe.returncode != 0:
+        t.ok(False, "aiodogstatsd is installed",
+             "python3-aiodogstatsd is missing: run ./scripts/setup --deps-only --tests")
+        return
+    out = os.path.join(TMP, "aio.ndjson")
+    port = free_udp_port()
+    conf = write(os.path.join(TMP, "aio.conf"),
+                 f"[output.file]\npath = {out}\nbatch_timeout = 50ms\n")
+    a = Agent(["-c", conf], DD_DOGSTATSD_PORT=str(port),
+              REMORA_AGENT_PLUGIN_DIR=os.path.join(os.environ["BUILD_ROOT"], "plugins"))
+    t.eq(len(wait_listening(a, 1)), 1, "aio: dogstatsd listens", a.errors())
+    wait_bucket_start(BUCKET)
+    sent_at = time.time()
+    p = subprocess.run([DEBIAN_PYTHON, AIO_CLIENT, str(port)], capture_output=True, text=True,
+                       timeout=60)
+    t.ok(p.returncode == 0 and '"done": true' in p.stdout, "aio: the client sent everything",
+         p.stdout + p.stderr)
+    t.eq(int(time.time() // BUCKET), int(sent_at // BUCKET),
+         "aio: everything was sent within one 10 s bucket")
+    want_samples = 2 + 1 + 5 + 4 + 3 + 5
+    end = time.monotonic() + 15
+    samples = 0
+    while time.monotonic() < end:
+        _, metrics = a.get("/metrics")
+        samples = metric_value(metrics, "remora_metrics_total", instance="input.dogstatsd") or 0
+        if samples >= want_samples:
+            break
+        time.sleep(0.2)
+    t.eq(samples, want_samples, "aio: every sample was received")
+    t.eq(a.stop(), 0, "aio: SIGTERM exits 0", a.errors())
+    got = {}
+    for r in read_records(out):
+        if r["kind"] == "metric":
+            got.setdefault((r["name"], r.get("tags", {}).get("room", "")), []).append(r)
+    # counter: 4 x 1 at @0.25 weigh 4 each, then -3: (16 - 3) / 10 s.
+    # histogram 0.5 1.5 2.5 3.5: median target (4-1)//2 = 1 -> 1.5; 95th (95*4-1)//100 = 3.
+    # timer 30 10 20 at @0.5: weights 2, count 6; sorted 10 20 30, running 2 4 6: median
+    # target (6-1)//2 = 2 -> 20; 95th (95*6-1)//100 = 5 -> 30.
+    want = {
+        ("aio.temp", "a"): ("gauge", 21.5),
+        ("aio.temp", "b"): ("gauge", 1e-05),
+        ("aio.big", ""): ("gauge", 2.5e20),
+        ("aio.req", ""): ("rate", 1.3),
+        ("aio.size.max", ""): ("gauge", 3.5),
+        ("aio.size.median", ""): ("gauge", 1.5),
+        ("aio.size.avg", ""): ("gauge", 2.0),
+        ("aio.size.count", ""): ("rate", 0.4),
+        ("aio.size.95percentile", ""): ("gauge", 3.5),
+        ("aio.lat.max", ""): ("gauge", 30.0),
+        ("aio.lat.median", ""): ("gauge", 20.0),
+        ("aio.lat.avg", ""): ("gauge", 20.0),
+        ("aio.lat.count", ""): ("rate", 0.6),
+        ("aio.lat.95percentile", ""): ("gauge", 30.0),
+    }
+    bad = []
+    for key, (typ, value) in want.items():
+        rs = got.get(key, [])
+        if len(rs) != 1:
+            bad.append(f"{key}: {len(rs)} records")
+            continue
+        r = rs[0]
+        if r["type"] != typ or abs(r["value"] - value) > 1e-9 * max(1.0, abs(value)):
+            bad.append(f"{key}: got {r['type']} {r['value']}, want {typ} {value}")
+        tags = r.get("tags", {})
+        if tags.get("env") != "it" or tags.get("client") != "aiodogstatsd":
+            bad.append(f"{key}: tags {tags}")
+    t.ok(not bad, "aio: every aggregate equals the Datadog Agent's, with its tags",
+         "\n".join(bad))
+    t.eq(got.get(("aio.req", ""), [{}])[0].get("tags", {}).get("code"), "200",
+         "aio: the counter keeps its own tag")
+    d = got.get(("aio.dist", ""), [{}])
+    sk = d[0].get("sketch", {})
+    t.ok(len(d) == 1 and sk.get("count") == 5 and sk.get("min") == 1 and sk.get("max") == 5 and
+         sk.get("sum") == 15 and d[0]["tags"].get("unit") == "s",
+         "aio: the distribution's sketch: count 5, min 1, max 5, sum 15", d)
+    t.eq(len(got), len(want) + 1, "aio: nothing else was made of it", sorted(got))
+
+
 def test_block_backpressure(t):
     """An output with when_full = block pauses the datagram listeners from inside the emit
     that the flush timer makes while it holds the aggregator's lock, the lock the reader
@@ -303,6 +396,6 @@ def test_enablement(t):
 
 if __name__ == "__main__":
     try:
-        main([test_enablement, test_hotshots, test_block_backpressure])
+        main([test_enablement, test_hotshots, test_aiodogstatsd, test_block_backpressure])
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
