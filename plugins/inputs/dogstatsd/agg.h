@@ -67,8 +67,8 @@ struct dsd_agg_config {
     uint32_t npercentiles;
     int32_t origin_detection; /* look "|c:" container ids up in the tagger (default 1) */
     /* Added by the hot path: bytes that histogram samples and set members may hold in all
-     * (0: the default, 4 MiB, about 500,000 samples per bucket; each histogram may take its
-     * fair share). Up to it medians and percentiles are the Agent's, exact. Beyond it a
+     * (0: the default, 1 MiB, 65,536 samples of 16 bytes per bucket; each histogram may take
+     * its fair share). Up to it medians and percentiles are the Agent's, exact. Beyond it a
      * histogram keeps exact count, sum, avg, min and max, and its median and percentiles come
      * from a uniform sample of the bucket (reservoir sampling); a set stops adding members.
      * Both are counted in samples_capped. */
