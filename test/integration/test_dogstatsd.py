@@ -389,6 +389,10 @@ def test_enablement(t):
     t.contains(r.stdout, "histogram_aggregates = max min", "  DD_HISTOGRAM_AGGREGATES")
     t.contains(r.stdout, "buffer_size = 65536", "  DD_DOGSTATSD_BUFFER_SIZE")
     r = run(["check-config"], REMORA_AGENT_PLUGIN_DIR=pdir, DD_DOGSTATSD_PORT="8125",
+            DD_DOGSTATSD_TAGS="team:x env:b")
+    t.contains(r.stdout, "dogstatsd_tags = team:x env:b           # env DD_DOGSTATSD_TAGS",
+               "  DD_DOGSTATSD_TAGS (space-separated, as the Agent reads it)")
+    r = run(["check-config"], REMORA_AGENT_PLUGIN_DIR=pdir, DD_DOGSTATSD_PORT="8125",
             DD_HISTOGRAM_PERCENTILES="0.95 1.5")
     t.ok(r.returncode != 0 and "invalid 'histogram_percentiles': '1.5'" in r.stderr,
          "a bad DD_HISTOGRAM_PERCENTILES stops startup with a sentence", r.stderr)

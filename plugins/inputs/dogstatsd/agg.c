@@ -317,7 +317,7 @@ struct dsd_agg {
     uint32_t nchunk;
     struct tagref tags[MAX_CTX_TAGS];
     uint32_t ntags;
-    struct rmr_tag otags[MAX_CTX_TAGS];
+    struct rmr_tag otags[MAX_CTX_TAGS + DSD_MAX_EXTRA_TAGS];
     struct rmr_tag ttags[2 * MAX_TAGGER_TAGS]; /* from the tagger, text in ttext */
     uint32_t nttags;
     char ttext[2 * TAGGER_TEXT_BYTES];
@@ -326,7 +326,8 @@ struct dsd_agg {
     char text_buf[DSD_MAX_MESSAGE];
     char text_buf2[DSD_MAX_MESSAGE];
     /* The builder's scratch (dsd_agg_build, without the lock). */
-    struct rmr_tag b_otags[MAX_CTX_TAGS];
+    struct rmr_tag b_otags[MAX_CTX_TAGS + DSD_MAX_EXTRA_TAGS];
+    uint32_t b_ntags;
     char b_name_buf[DSD_MAX_NAME + 32];
 };
 
@@ -1191,7 +1192,26 @@ static void build_add(struct dsd_agg *a, const struct rmr_metric *m)
     o->dropped++;
 }
 
-/* Decodes a sealed entry's tags into a->b_otags. */
+/* Appends dogstatsd_tags to tags[0..n) (room for them is there): each one the list does not
+ * hold already, key and value alike. Returns the new count. */
+static uint32_t add_extra_tags(const struct dsd_agg *a, struct rmr_tag *tags, uint32_t n)
+{
+    uint32_t own = n;
+    for (uint32_t e = 0; e < a->cfg.nextra_tags; e++) {
+        const struct rmr_tag *x = &a->cfg.extra_tags[e];
+        uint32_t i = 0;
+        while (i < own &&
+               !(tags[i].key.len == x->key.len && tags[i].value.len == x->value.len &&
+                 memcmp(tags[i].key.ptr, x->key.ptr, x->key.len) == 0 &&
+                 (x->value.len == 0 || memcmp(tags[i].value.ptr, x->value.ptr, x->value.len) == 0)))
+            i++;
+        if (i == own)
+            tags[n++] = *x;
+    }
+    return n;
+}
+
+/* Decodes a sealed entry's tags, then dogstatsd_tags, into a->b_otags and a->b_ntags. */
 static void sealed_tags(struct dsd_agg *a, const struct sealed *c)
 {
     const char *p = c->blob + c->name_len + c->host_len;
@@ -1203,6 +1223,7 @@ static void sealed_tags(struct dsd_agg *a, const struct sealed *c)
         a->b_otags[i].value = rmr_str_n(vl != 0 ? p + 4 + kl : NULL, vl);
         p += 4 + kl + vl;
     }
+    a->b_ntags = add_extra_tags(a, a->b_otags, c->ntags);
 }
 
 static void emit_series(struct dsd_agg *a, const struct sealed *c, const char *suffix,
@@ -1226,7 +1247,7 @@ static void emit_series(struct dsd_agg *a, const struct sealed *c, const char *s
     if (c->host_len != 0)
         m.host = rmr_str_n(c->blob + c->name_len, c->host_len);
     m.tags = a->b_otags;
-    m.ntags = c->ntags;
+    m.ntags = a->b_ntags;
     m.sketch = sk;
     build_add(a, &m);
 }
@@ -1570,7 +1591,8 @@ static void apply(struct dsd_agg *a, struct ctx *c, const struct dsd_metric *m, 
     }
 }
 
-/* Tags for a record that passes through: the message's (a->tags) and the tagger's. */
+/* Tags for a record that passes through: the message's (a->tags), the tagger's and
+ * dogstatsd_tags. */
 static uint32_t pass_tags(struct dsd_agg *a)
 {
     uint32_t n = 0;
@@ -1584,7 +1606,7 @@ static uint32_t pass_tags(struct dsd_agg *a)
     }
     for (uint32_t i = 0; i < a->nttags && n < MAX_CTX_TAGS; i++)
         a->otags[n++] = a->ttags[i];
-    return n;
+    return add_extra_tags(a, a->otags, n);
 }
 
 static void pass_origin(struct dsd_agg *a, const struct dsd_origin *o, const struct scan *sc)

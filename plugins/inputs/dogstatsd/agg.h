@@ -73,7 +73,13 @@ struct dsd_agg_config {
      * from a uniform sample of the bucket (reservoir sampling); a set stops adding members.
      * Both are counted in samples_capped. */
     uint64_t state_limit_bytes;
+    /* dogstatsd_tags (DD_DOGSTATSD_TAGS): appended to every metric, event and service check,
+     * as the Agent appends them, except where the record has the very same tag already; at
+     * most DSD_MAX_EXTRA_TAGS, borrowed until free. */
+    const struct rmr_tag *extra_tags;
+    uint32_t nextra_tags;
 };
+#define DSD_MAX_EXTRA_TAGS 64
 /* Fills cfg with the Datadog Agent's defaults. */
 void dsd_agg_config_default(struct dsd_agg_config *cfg);
 

@@ -78,6 +78,7 @@ struct dsd_cfg {
     int64_t max_contexts;
     int64_t flush_interval_ms;
     uint64_t samples_memory;
+    struct rmr_taglist dogstatsd_tags;
 };
 
 static const struct rmr_option dsd_options[] = {
@@ -138,6 +139,9 @@ static const struct rmr_option dsd_options[] = {
                  DSD_SAMPLES_MEMORY_MAX, struct dsd_cfg, samples_memory,
                  "histogram samples and set members the open bucket holds in all; beyond it "
                  "percentiles are estimated from a uniform sample (counted in samples_capped)"),
+    RMR_OPT_FULL("dogstatsd_tags", RMR_OPT_TAGS, 0, NULL, "DD_DOGSTATSD_TAGS", 0, 0, struct dsd_cfg,
+                 dogstatsd_tags,
+                 "tags added to every metric, event and service check received (at most 64)"),
     RMR_OPT_END,
 };
 
@@ -360,6 +364,11 @@ static int check_ranges(struct dsd_state *st, const struct dsd_cfg *cfg)
 static int check_config(struct dsd_state *st, const struct dsd_cfg *cfg)
 {
     int rc;
+    if (cfg->dogstatsd_tags.count > DSD_MAX_EXTRA_TAGS) {
+        rmr_log(st->ins, RMR_LOG_ERROR, "invalid 'dogstatsd_tags': %u tags, at most %u",
+                cfg->dogstatsd_tags.count, DSD_MAX_EXTRA_TAGS);
+        return RMR_EINVAL;
+    }
     if ((rc = check_ranges(st, cfg)) != 0 || (rc = udp_address(st, cfg)) != 0 ||
         (rc = parse_aggregates(st, cfg->histogram_aggregates)) != 0 ||
         (rc = parse_percentiles(st, cfg->histogram_percentiles)) != 0)
@@ -634,6 +643,8 @@ static int dsd_create(rmr_instance_t *ins, const void *config, void **state)
     ac.percentiles = st->percentiles;
     ac.npercentiles = st->npercentiles;
     ac.origin_detection = cfg->origin_detection;
+    ac.extra_tags = cfg->dogstatsd_tags.tags;
+    ac.nextra_tags = cfg->dogstatsd_tags.count;
     st->agg = dsd_agg_new(ins, &ac);
     if (st->agg == NULL) {
         rmr_log(ins, RMR_LOG_ERROR, "cannot set up the aggregator: out of memory");

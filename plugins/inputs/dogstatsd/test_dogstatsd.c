@@ -404,6 +404,67 @@ static void test_host_override(void)
     rmr_fakehost_free(fh);
 }
 
+/* Counts tags of key:value (value NULL: any) in tags[0..n). */
+static uint32_t tag_count(const struct rmr_tag *tags, uint32_t n, const char *key,
+                          const char *value)
+{
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n; i++)
+        c += str_eq(tags[i].key, key) && (value == NULL || str_eq(tags[i].value, value));
+    return c;
+}
+
+/* dogstatsd_tags (DD_DOGSTATSD_TAGS) join every metric, event and service check, as the Agent
+ * appends them: a tag the record has already is not repeated, another value of its key is
+ * added beside it. */
+static void test_extra_tags(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    rmr_instance_t *ins = start(fh, "dogstatsd_tags = team:x,env:b,bare");
+    send_to(fh, NULL,
+            "c1:1|c|#env:a,team:x\nc1:2|c|#team:x,env:a\nh1:5|h\n"
+            "_e{2,2}:ti|te|#k:v\n_sc|chk|0|#team:x\nt1:3|g|T1700000000");
+    rmr_fakehost_stop(fh, ins);
+    struct rmr_metric m;
+    IS_INT(find_metric(fh, "c1", &m), 1, "extra tags: one context for the counter");
+    IS_DBL(m.value, 0.3, 1e-12, "  its value (3 / 10 s)");
+    OK(m.ntags == 4 && tag_count(m.tags, m.ntags, "team", "x") == 1 &&
+           tag_count(m.tags, m.ntags, "env", "a") == 1 &&
+           tag_count(m.tags, m.ntags, "env", "b") == 1 &&
+           tag_count(m.tags, m.ntags, "bare", "") == 1,
+       "extra tags: the counter has env:a env:b team:x bare, team:x once");
+    IS_INT(find_metric(fh, "h1.max", &m), 1, "extra tags: the histogram's records");
+    OK(m.ntags == 3 && tag_count(m.tags, m.ntags, "bare", NULL) == 1, "  carry all three");
+    IS_INT(find_metric(fh, "t1", &m), 1, "extra tags: a timestamped gauge");
+    OK(m.ntags == 3 && tag_count(m.tags, m.ntags, "env", "b") == 1, "  carries them too");
+    uint32_t events = 0, checks = 0;
+    for (uint32_t b = 0; b < rmr_fakehost_emitted_count(fh); b++) {
+        const rmr_batch_t *batch = rmr_fakehost_emitted(fh, b);
+        for (uint32_t i = 0; i < rmr_batch_count(batch); i++) {
+            struct rmr_event e = {.struct_size = sizeof e};
+            struct rmr_check c = {.struct_size = sizeof c};
+            if (rmr_record_kind(batch, i) == RMR_REC_EVENT && rmr_event_get(batch, i, &e) == 0)
+                events += e.ntags == 4 && tag_count(e.tags, e.ntags, "k", "v") == 1 &&
+                          tag_count(e.tags, e.ntags, "team", "x") == 1;
+            if (rmr_record_kind(batch, i) == RMR_REC_CHECK && rmr_check_get(batch, i, &c) == 0)
+                checks += c.ntags == 3 && tag_count(c.tags, c.ntags, "team", "x") == 1 &&
+                          tag_count(c.tags, c.ntags, "env", "b") == 1;
+        }
+    }
+    IS_UINT(events, 1, "extra tags: the event has its own tag and the three");
+    IS_UINT(checks, 1, "extra tags: the service check's team:x is not repeated");
+    rmr_fakehost_free(fh);
+
+    char conf[1024];
+    int n = snprintf(conf, sizeof conf, "dogstatsd_tags = ");
+    for (int i = 0; i < 65; i++)
+        n += snprintf(conf + n, sizeof conf - (size_t)n, "%st%d:v", i ? "," : "", i);
+    char err[256];
+    fh = rmr_fakehost_new();
+    OK(make(fh, conf, err, sizeof err) == NULL, "extra tags: 65 are refused");
+    rmr_fakehost_free(fh);
+}
+
 static void test_counters(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
@@ -563,6 +624,7 @@ int main(void)
     test_transports_and_buckets();
     test_stop_flushes();
     test_host_override();
+    test_extra_tags();
     test_counters();
     test_malformed();
     test_truncated();
