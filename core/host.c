@@ -226,6 +226,18 @@ static void h_counter_add(rmr_instance_t *ins, const char *name, const char *rea
         counter_add(ins, name, reason, NULL, delta);
 }
 
+/* ABI 1.4. */
+static void h_gauge_set(rmr_instance_t *ins, const char *name, const char *reason, uint64_t value)
+{
+    if (name == NULL)
+        return;
+    struct counter *k = counter_get(&ins->counters, name, reason, NULL);
+    if (k != NULL) {
+        k->gauge = 1;
+        k->value = value;
+    }
+}
+
 static void report(rmr_stats_cb cb, void *arg, const struct rmr_instance *ins, const char *name,
                    const char *reason, const char *rkind, double value, uint32_t gauge)
 {
@@ -473,6 +485,7 @@ const struct rmr_host_api host_api = {
     .tagger_set = h_tagger_set,
     .tagger_lookup = h_tagger_lookup,
     .output_halt = h_output_halt,
+    .gauge_set = h_gauge_set,
 };
 
 /* A stopped instance: its timers no longer fire, but the handles stay valid until destroy, so

@@ -326,7 +326,7 @@ static const char *family_help(const char *family)
     for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
         if (strcmp(helps[i].family, family) == 0)
             return helps[i].help;
-    return "A plugin instance's own counter.";
+    return "A plugin instance's own counter or gauge.";
 }
 
 static int cmp_sample(const void *pa, const void *pb)

@@ -44,6 +44,7 @@ struct fh_counter {
     char *reason;      /* NULL when none */
     char *record_kind; /* encoder drops: "metric", ...; else NULL */
     uint64_t value;
+    int gauge; /* ABI 1.4: set by rmr_gauge_set() */
 };
 
 struct rmr_instance {
@@ -343,6 +344,7 @@ static void count(struct rmr_instance *ins, const char *name, const char *reason
     c->reason = dup_or_null(reason);
     c->record_kind = dup_or_null(record_kind);
     c->value = delta;
+    c->gauge = 0;
     if (c->name == NULL || (reason != NULL && c->reason == NULL) ||
         (record_kind != NULL && c->record_kind == NULL)) {
         free(c->name);
@@ -576,6 +578,21 @@ static void h_counter_add(rmr_instance_t *ins, const char *name, const char *rea
 {
     if (name != NULL)
         count(ins, name, reason, NULL, delta);
+}
+
+/* ABI 1.4: a gauge is a counter entry whose value is replaced. */
+static void h_gauge_set(rmr_instance_t *ins, const char *name, const char *reason, uint64_t value)
+{
+    if (name == NULL)
+        return;
+    count(ins, name, reason, NULL, 0);
+    for (uint32_t i = 0; i < ins->ncounters; i++) {
+        struct fh_counter *c = &ins->counters[i];
+        if (strcmp(c->name, name) == 0 && same(c->reason, reason) && c->record_kind == NULL) {
+            c->value = value;
+            c->gauge = 1;
+        }
+    }
 }
 
 /* Reports the stats registered with rmr_fakehost_add_stat() only (not the instances' own
@@ -1619,6 +1636,7 @@ static const struct rmr_host_api fake_api = {
     .tagger_set = h_tagger_set,
     .tagger_lookup = h_tagger_lookup,
     .output_halt = h_output_halt,
+    .gauge_set = h_gauge_set,
 };
 
 /* ---- the fake host ------------------------------------------------------------------------ */

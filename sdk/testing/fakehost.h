@@ -75,8 +75,8 @@ const struct rmr_fakehost_payload *rmr_fakehost_payload(const struct rmr_fakehos
                                                         uint32_t index);
 void rmr_fakehost_clear_payloads(struct rmr_fakehost *fh);
 
-/* A counter of an instance (rmr_counter_add, encoder drops as "records_dropped"); reason may
- * be NULL. 0 when never counted. */
+/* A counter of an instance (rmr_counter_add, encoder drops as "records_dropped"), or a gauge's
+ * value (rmr_gauge_set, ABI 1.4); reason may be NULL. 0 when never counted or set. */
 uint64_t rmr_fakehost_counter(const struct rmr_fakehost *fh, rmr_instance_t *ins, const char *name,
                               const char *reason);
 /* Registers a stat that rmr_stats_foreach() reports (copied; the same instance, name, reason

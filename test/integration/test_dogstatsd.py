@@ -270,6 +270,9 @@ def test_aiodogstatsd(t):
             break
         time.sleep(0.2)
     t.eq(samples, want_samples, "aio: every sample was received")
+    t.eq(metric_value(metrics, "remora_contexts_live", instance="input.dogstatsd"), 7.0,
+         "aio: the contexts_live gauge: temp x2, big, req, size, lat, dist", metrics)
+    t.contains(metrics, "# TYPE remora_contexts_live gauge\n", "aio: typed as a gauge")
     t.eq(a.stop(), 0, "aio: SIGTERM exits 0", a.errors())
     got = {}
     for r in read_records(out):

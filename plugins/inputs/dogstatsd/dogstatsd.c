@@ -537,7 +537,9 @@ static void report(struct dsd_state *st, const struct dsd_agg_stats *s, uint64_t
         add_delta(ins, "parse_errors", dsd_error_name((enum dsd_error)e), s->errors[e],
                   &r->errors[e]);
     add_delta(ins, "parse_errors", "truncated", truncated, &st->truncated_reported);
-    /* Plugins have counters only: contexts made = growth of live + expired ones. */
+    if (RMR_HOST_HAS(ins, gauge_set))
+        rmr_gauge_set(ins, "contexts_live", NULL, s->contexts_live);
+    /* Contexts made = growth of live + expired ones. */
     uint64_t made_now = s->contexts_live + s->contexts_expired;
     uint64_t made_was = r->contexts_live + r->contexts_expired;
     if (made_now > made_was)

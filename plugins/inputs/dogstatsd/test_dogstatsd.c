@@ -506,13 +506,17 @@ static void test_counters(void)
     rmr_fakehost_advance(fh, 1000);
     IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_dropped", NULL), 1,
             "counters: contexts_dropped beyond max_contexts");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_live", NULL), 2,
+            "counters: the contexts_live gauge holds max_contexts");
     rmr_fakehost_advance(fh, 60000);
     IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_expired", NULL), 2,
             "counters: contexts_expired after expiry_seconds");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_live", NULL), 0, "  and contexts_live is 0");
     send_to(fh, NULL, "z:1|g");
     rmr_fakehost_advance(fh, 1000);
     IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_created", NULL), 3,
             "counters: expired contexts made room for a new one");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_live", NULL), 1, "  contexts_live 1");
     rmr_fakehost_free(fh);
 
     /* samples_memory bounds a bucket's histogram samples: 64 KiB holds 4,096 of them; the

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RMR_ABI_MAJOR 1
-#define RMR_ABI_MINOR 3
+#define RMR_ABI_MINOR 4
 
 /* ---- handles ---------------------------------------------------------------------------- */
 
@@ -441,6 +441,9 @@ struct rmr_host_api {
 
     /* ABI 1.3: an output halts its own delivery. */
     int (*output_halt)(rmr_instance_t *ins, const char *reason);
+
+    /* ABI 1.4: a self-monitoring gauge. */
+    void (*gauge_set)(rmr_instance_t *ins, const char *name, const char *reason, uint64_t value);
 };
 
 #define RMR_HOST_HAS(handle, member)                                                               \
@@ -796,6 +799,19 @@ static inline int rmr_tagger_lookup(rmr_instance_t *ins, const char *entity, siz
 static inline int rmr_output_halt(rmr_instance_t *ins, const char *reason)
 {
     return RMR__HOST(ins)->output_halt(ins, reason);
+}
+
+/* ---- wrappers: self-monitoring gauges (ABI 1.4; check RMR_HOST_HAS(ins, gauge_set) first
+ * when a plugin may run on an older host) -------------------------------------------------------
+ */
+
+/* Sets the instance's gauge name{reason} (reason may be NULL) to value: a level, not a count
+ * (live contexts, open connections), shown without _total on /metrics. A name is a counter or
+ * a gauge, never both. name and reason are copied. Loop thread, as rmr_counter_add. */
+static inline void rmr_gauge_set(rmr_instance_t *ins, const char *name, const char *reason,
+                                 uint64_t value)
+{
+    RMR__HOST(ins)->gauge_set(ins, name, reason, value);
 }
 
 #ifdef __cplusplus
