@@ -80,6 +80,27 @@ def expected(prefix):
     }
 
 
+def mismatches(want, found, tags):
+    """What differs between want (key -> (type, value)) and found (key -> records): each key
+    must have one record, of that type and value (to 1e-9, relative beyond 1), carrying tags
+    (a dict), and a rate an interval of 10 s. Returns one line per difference."""
+    bad = []
+    for key, (typ, value) in want.items():
+        rs = found.get(key, [])
+        if len(rs) != 1:
+            bad.append(f"{key}: {len(rs)} records")
+            continue
+        r = rs[0]
+        if r["type"] != typ or abs(r["value"] - value) > 1e-9 * max(1.0, abs(value)):
+            bad.append(f"{key}: got {r['type']} {r['value']}, want {typ} {value}")
+        got_tags = r.get("tags", {})
+        if any(got_tags.get(k) != v for k, v in tags.items()):
+            bad.append(f"{key}: tags {got_tags}")
+        if typ == "rate" and r.get("interval_ms") != BUCKET * 1000:
+            bad.append(f"{key}: interval_ms {r.get('interval_ms')}")
+    return bad
+
+
 def send_uds_fallback(path, payloads):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     for p in payloads:
@@ -182,23 +203,7 @@ def test_hotshots(t):
             metrics_by.setdefault(r["name"], []).append(r)
 
     for prefix in ("udp", "uds", "stream"):
-        want = expected(prefix)
-        got = {}
-        bad = []
-        for name, (typ, value) in want.items():
-            rs = metrics_by.get(name, [])
-            if len(rs) != 1:
-                bad.append(f"{name}: {len(rs)} records")
-                continue
-            r = rs[0]
-            got[name] = (r["type"], r["value"])
-            if r["type"] != typ or abs(r["value"] - value) > 1e-9:
-                bad.append(f"{name}: got {r['type']} {r['value']}, want {typ} {value}")
-            tags = r.get("tags", {})
-            if tags.get("env") != "it" or tags.get("transport") != prefix:
-                bad.append(f"{name}: tags {tags}")
-            if typ == "rate" and r.get("interval_ms") != 10000:
-                bad.append(f"{name}: interval_ms {r.get('interval_ms')}")
+        bad = mismatches(expected(prefix), metrics_by, {"env": "it", "transport": prefix})
         t.ok(not bad, f"{prefix}: every aggregate equals the Datadog Agent's, with its tags",
              "\n".join(bad))
         count = metrics_by.get(f"{prefix}.count", [{}])[0]
@@ -298,18 +303,7 @@ def test_aiodogstatsd(t):
         ("aio.lat.count", ""): ("rate", 0.6),
         ("aio.lat.95percentile", ""): ("gauge", 30.0),
     }
-    bad = []
-    for key, (typ, value) in want.items():
-        rs = got.get(key, [])
-        if len(rs) != 1:
-            bad.append(f"{key}: {len(rs)} records")
-            continue
-        r = rs[0]
-        if r["type"] != typ or abs(r["value"] - value) > 1e-9 * max(1.0, abs(value)):
-            bad.append(f"{key}: got {r['type']} {r['value']}, want {typ} {value}")
-        tags = r.get("tags", {})
-        if tags.get("env") != "it" or tags.get("client") != "aiodogstatsd":
-            bad.append(f"{key}: tags {tags}")
+    bad = mismatches(want, got, {"env": "it", "client": "aiodogstatsd"})
     t.ok(not bad, "aio: every aggregate equals the Datadog Agent's, with its tags",
          "\n".join(bad))
     t.eq(got.get(("aio.req", ""), [{}])[0].get("tags", {}).get("code"), "200",
