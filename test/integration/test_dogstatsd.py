@@ -80,6 +80,20 @@ def expected(prefix):
     }
 
 
+def wait_samples(a, want, timeout=15):
+    """Polls /metrics until the input counted want samples (its counters reach /metrics at each
+    1 s flush). Returns (samples counted, the last /metrics text)."""
+    end = time.monotonic() + timeout
+    samples, metrics = 0, ""
+    while time.monotonic() < end:
+        _, metrics = a.get("/metrics")
+        samples = metric_value(metrics, "remora_metrics_total", instance="input.dogstatsd") or 0
+        if samples >= want:
+            break
+        time.sleep(0.2)
+    return samples, metrics
+
+
 def mismatches(want, found, tags):
     """What differs between want (key -> (type, value)) and found (key -> records): each key
     must have one record, of that type and value (to 1e-9, relative beyond 1), carrying tags
@@ -165,15 +179,7 @@ def test_hotshots(t):
     # The self-metrics reach /metrics at the next flush (1 s): wait for every sample.
     per_transport = 2 + 5 + 10 + 3 + 3 + 4 + 1  # gauges, counts, hist, timing, set, dist, hosted
     want_samples = 3 * per_transport + 3
-    end = time.monotonic() + 15
-    samples = 0
-    metrics = ""
-    while time.monotonic() < end:
-        _, metrics = a.get("/metrics")
-        samples = metric_value(metrics, "remora_metrics_total", instance="input.dogstatsd") or 0
-        if samples >= want_samples:
-            break
-        time.sleep(0.2)
+    samples, metrics = wait_samples(a, want_samples)
     t.eq(samples, want_samples, "every sample was received (remora_metrics_total)", metrics)
     t.eq(metric_value(metrics, "remora_metrics_total", instance="input.dogstatsd",
                       reason="histogram"), 30.0, "  counted by type: 10 histogram samples each")
@@ -266,14 +272,7 @@ def test_aiodogstatsd(t):
     t.eq(int(time.time() // BUCKET), int(sent_at // BUCKET),
          "aio: everything was sent within one 10 s bucket")
     want_samples = 2 + 1 + 5 + 4 + 3 + 5
-    end = time.monotonic() + 15
-    samples = 0
-    while time.monotonic() < end:
-        _, metrics = a.get("/metrics")
-        samples = metric_value(metrics, "remora_metrics_total", instance="input.dogstatsd") or 0
-        if samples >= want_samples:
-            break
-        time.sleep(0.2)
+    samples, metrics = wait_samples(a, want_samples)
     t.eq(samples, want_samples, "aio: every sample was received")
     t.eq(metric_value(metrics, "remora_contexts_live", instance="input.dogstatsd"), 7.0,
          "aio: the contexts_live gauge: temp x2, big, req, size, lat, dist", metrics)
