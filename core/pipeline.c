@@ -279,7 +279,7 @@ void pipeline_output_close(struct rmr_instance *ins)
     if (o == NULL)
         return;
     for (uint32_t i = 0; i < o->npending; i++) {
-        counter_add(ins, "records_dropped", "shutdown", NULL, batch_count(o->pending[i].b));
+        counter_add(ins, "records_dropped", "shutdown", NULL, o->pending[i].records);
         batch_unref(o->pending[i].b);
     }
     free(o->pending);

@@ -59,8 +59,8 @@
 #define MAX_MSG_TAGS         1024  /* tags of one message; more: refused as too_long */
 #define MAX_TAGGER_TAGS      256   /* tags taken from the tagger per lookup */
 #define TAGGER_TEXT_BYTES    16384 /* their text */
-#define MAX_CTX_TAGS         (MAX_MSG_TAGS + 2 * MAX_TAGGER_TAGS)
-#define RECORDS_PER_BATCH    4096
+#define MAX_CTX_TAGS         (MAX_MSG_TAGS + DSD_MAX_EXTRA_TAGS + 2 * MAX_TAGGER_TAGS)
+#define RECORDS_PER_BATCH    1024 /* a flush's build step (see dsd_agg_build_some()) */
 #define PENDING_MAX          64
 #define HIST_MAX_SAMPLES     65536u /* stored samples per histogram per bucket */
 #define SET_MAX_MEMBERS      65536u /* members per set per bucket */
@@ -254,6 +254,8 @@ struct outbox {
     uint32_t pending_records[PENDING_MAX];
     uint32_t npending;
     /* Build results (taken only). */
+    uint32_t next;         /* recs[0, next) are built (dsd_agg_build_some) */
+    uint32_t step_batches; /* batches emitted by this build step */
     rmr_batch_t *cur;
     uint32_t cur_records;
     uint64_t emitted, dropped;
@@ -312,12 +314,17 @@ struct dsd_agg {
     char last_msg[LAST_ERROR_BYTES];
     size_t last_len;
 
+    /* dogstatsd_tags as message tags ("key:value" or "key" in extra_text, hashed). */
+    struct tagref extra[DSD_MAX_EXTRA_TAGS];
+    uint32_t nextra;
+    char *extra_text;
+
     /* Scratch, reused by every message (never on the stack: it is large). */
     struct chunk_msg chunk[PARSE_CHUNK];
     uint32_t nchunk;
     struct tagref tags[MAX_CTX_TAGS];
     uint32_t ntags;
-    struct rmr_tag otags[MAX_CTX_TAGS + DSD_MAX_EXTRA_TAGS];
+    struct rmr_tag otags[MAX_CTX_TAGS];
     struct rmr_tag ttags[2 * MAX_TAGGER_TAGS]; /* from the tagger, text in ttext */
     uint32_t nttags;
     char ttext[2 * TAGGER_TEXT_BYTES];
@@ -326,8 +333,7 @@ struct dsd_agg {
     char text_buf[DSD_MAX_MESSAGE];
     char text_buf2[DSD_MAX_MESSAGE];
     /* The builder's scratch (dsd_agg_build, without the lock). */
-    struct rmr_tag b_otags[MAX_CTX_TAGS + DSD_MAX_EXTRA_TAGS];
-    uint32_t b_ntags;
+    struct rmr_tag b_otags[MAX_CTX_TAGS];
     char b_name_buf[DSD_MAX_NAME + 32];
 };
 
@@ -776,8 +782,10 @@ static int has_prefix(const char *p, size_t n, const char *pre, size_t plen)
     return n >= plen && memcmp(p, pre, plen) == 0;
 }
 
-/* Reads a message's tags into a->tags (distinct, hashed), taking out the special ones as
- * enrich.go does: "host:" (the record's host, the last one wins), "dd.internal.entity_id:"
+/* Reads a message's tags into a->tags (distinct, hashed) followed by dogstatsd_tags, which
+ * the Agent appends before it keys the context (so "#team:x" sent and team:x added are one
+ * tag, and a message with it and one without are one context), taking out the special ones
+ * as enrich.go does: "host:" (the record's host, the last one wins), "dd.internal.entity_id:"
  * (an origin), "dd.internal.card:" (unless a "|card:" field was given, then it stays a tag),
  * and "dd.internal.jmx_check_name:". Empty tags are dropped, and "key:" counts as the bare
  * tag "key": the record model renders both the same way. Returns -1 beyond MAX_MSG_TAGS. */
@@ -788,11 +796,8 @@ static int scan_tags(struct dsd_agg *a, int has_tags, struct dsd_span tags,
     int card_field = a->cfg.origin_detection && o->cardinality.len != 0;
     uint32_t n = 0;
     memset(sc, 0, sizeof *sc);
-    a->ntags = 0;
-    if (!has_tags)
-        return 0;
     struct dsd_span rest = tags, t;
-    while (dsd_tags_next(&rest, &t)) {
+    while (has_tags && dsd_tags_next(&rest, &t)) {
         if (t.len == 0)
             continue;
         if (t.ptr[0] == 'h' && has_prefix(t.ptr, t.len, "host:", 5)) {
@@ -824,6 +829,8 @@ static int scan_tags(struct dsd_agg *a, int has_tags, struct dsd_span tags,
         a->tags[n].h = hash_bytes(t.ptr, len, a->seed);
         n++;
     }
+    for (uint32_t i = 0; i < a->nextra; i++)
+        a->tags[n++] = a->extra[i];
     a->ntags = dedup_tags(a->tags, n, &sc->tags_x);
     return 0;
 }
@@ -1162,6 +1169,7 @@ static void build_emit(struct dsd_agg *a)
     if (o->cur == NULL)
         return;
     int rc = rmr_emit(a->ins, o->cur);
+    o->step_batches++;
     o->emitted += o->cur_records;
     if (rc != 0 && o->first_error == 0)
         o->first_error = rc;
@@ -1192,26 +1200,7 @@ static void build_add(struct dsd_agg *a, const struct rmr_metric *m)
     o->dropped++;
 }
 
-/* Appends dogstatsd_tags to tags[0..n) (room for them is there): each one the list does not
- * hold already, key and value alike. Returns the new count. */
-static uint32_t add_extra_tags(const struct dsd_agg *a, struct rmr_tag *tags, uint32_t n)
-{
-    uint32_t own = n;
-    for (uint32_t e = 0; e < a->cfg.nextra_tags; e++) {
-        const struct rmr_tag *x = &a->cfg.extra_tags[e];
-        uint32_t i = 0;
-        while (i < own &&
-               !(tags[i].key.len == x->key.len && tags[i].value.len == x->value.len &&
-                 memcmp(tags[i].key.ptr, x->key.ptr, x->key.len) == 0 &&
-                 (x->value.len == 0 || memcmp(tags[i].value.ptr, x->value.ptr, x->value.len) == 0)))
-            i++;
-        if (i == own)
-            tags[n++] = *x;
-    }
-    return n;
-}
-
-/* Decodes a sealed entry's tags, then dogstatsd_tags, into a->b_otags and a->b_ntags. */
+/* Decodes a sealed entry's tags into a->b_otags. */
 static void sealed_tags(struct dsd_agg *a, const struct sealed *c)
 {
     const char *p = c->blob + c->name_len + c->host_len;
@@ -1223,7 +1212,6 @@ static void sealed_tags(struct dsd_agg *a, const struct sealed *c)
         a->b_otags[i].value = rmr_str_n(vl != 0 ? p + 4 + kl : NULL, vl);
         p += 4 + kl + vl;
     }
-    a->b_ntags = add_extra_tags(a, a->b_otags, c->ntags);
 }
 
 static void emit_series(struct dsd_agg *a, const struct sealed *c, const char *suffix,
@@ -1247,7 +1235,7 @@ static void emit_series(struct dsd_agg *a, const struct sealed *c, const char *s
     if (c->host_len != 0)
         m.host = rmr_str_n(c->blob + c->name_len, c->host_len);
     m.tags = a->b_otags;
-    m.ntags = a->b_ntags;
+    m.ntags = c->ntags;
     m.sketch = sk;
     build_add(a, &m);
 }
@@ -1591,8 +1579,8 @@ static void apply(struct dsd_agg *a, struct ctx *c, const struct dsd_metric *m, 
     }
 }
 
-/* Tags for a record that passes through: the message's (a->tags), the tagger's and
- * dogstatsd_tags. */
+/* Tags for a record that passes through: the message's with dogstatsd_tags (a->tags) and the
+ * tagger's. */
 static uint32_t pass_tags(struct dsd_agg *a)
 {
     uint32_t n = 0;
@@ -1606,7 +1594,7 @@ static uint32_t pass_tags(struct dsd_agg *a)
     }
     for (uint32_t i = 0; i < a->nttags && n < MAX_CTX_TAGS; i++)
         a->otags[n++] = a->ttags[i];
-    return add_extra_tags(a, a->otags, n);
+    return n;
 }
 
 static void pass_origin(struct dsd_agg *a, const struct dsd_origin *o, const struct scan *sc)
@@ -1863,6 +1851,37 @@ static void handle_line(struct dsd_agg *a, const char *line, size_t len, int64_t
 /* ---- the API ------------------------------------------------------------------------------------
  */
 
+/* Writes dogstatsd_tags as the message tags they stand for: "key:value", or "key" when the
+ * value is empty (as scan_tags() reads "key:"), hashed with the aggregator's seed. */
+static int extra_tags_init(struct dsd_agg *a, const struct dsd_agg_config *cfg)
+{
+    if (cfg->nextra_tags > DSD_MAX_EXTRA_TAGS || (cfg->nextra_tags != 0 && cfg->extra_tags == NULL))
+        return -1;
+    size_t bytes = 1;
+    for (uint32_t i = 0; i < cfg->nextra_tags; i++)
+        bytes += cfg->extra_tags[i].key.len + 1 + cfg->extra_tags[i].value.len;
+    if ((a->extra_text = malloc(bytes)) == NULL)
+        return -1;
+    char *p = a->extra_text;
+    for (uint32_t i = 0; i < cfg->nextra_tags; i++) {
+        const struct rmr_tag *t = &cfg->extra_tags[i];
+        if (t->key.len == 0 || t->key.len > 0xffff || t->value.len > 0xffff)
+            return -1;
+        struct tagref *r = &a->extra[a->nextra++];
+        r->ptr = p;
+        memcpy(p, t->key.ptr, t->key.len);
+        p += t->key.len;
+        if (t->value.len != 0) {
+            *p++ = ':';
+            memcpy(p, t->value.ptr, t->value.len);
+            p += t->value.len;
+        }
+        r->len = (uint32_t)(p - r->ptr);
+        r->h = hash_bytes(r->ptr, r->len, a->seed);
+    }
+    return 0;
+}
+
 struct dsd_agg *dsd_agg_new(rmr_instance_t *ins, const struct dsd_agg_config *cfg)
 {
     static const char *const known[] = {"max", "min", "median", "avg", "sum", "count"};
@@ -1905,6 +1924,8 @@ struct dsd_agg *dsd_agg_new(rmr_instance_t *ins, const struct dsd_agg_config *cf
         a->seed = fold((uint64_t)ts.tv_nsec ^ K0, (uint64_t)(uintptr_t)a ^ K1);
     }
     a->rng = a->seed | 1;
+    if (extra_tags_init(a, cfg) != 0)
+        goto fail;
     a->ctx_free = NOT_FOUND;
     a->alias_free = NOT_FOUND;
     if (table_init(&a->hot, 1024) != 0 || table_init(&a->canon, 1024) != 0)
@@ -1913,14 +1934,15 @@ struct dsd_agg *dsd_agg_new(rmr_instance_t *ins, const struct dsd_agg_config *cf
 fail:
     free(a->hot.slots);
     free(a->canon.slots);
+    free(a->extra_text);
     free(a);
     return NULL;
 }
 
-/* Frees what an outbox holds (its entries unbuilt) and leaves it empty. */
+/* Frees what an outbox holds (its entries not built yet) and leaves it empty. */
 static void outbox_clear(struct outbox *o)
 {
-    for (uint32_t i = 0; i < o->n; i++)
+    for (uint32_t i = o->next; i < o->n; i++)
         sealed_free_state(&o->recs[i]);
     for (uint32_t i = 0; i < o->ngrave; i++)
         free(o->grave[i]);
@@ -1946,6 +1968,7 @@ void dsd_agg_free(struct dsd_agg *a)
     rmr_batch_free(a->pass);
     outbox_clear(&a->taken);
     outbox_clear(&a->acc);
+    free(a->extra_text);
     free(a);
 }
 
@@ -2052,7 +2075,7 @@ void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final)
     struct outbox done = a->taken;
     a->taken = a->acc;
     memset(&a->acc, 0, sizeof a->acc);
-    for (uint32_t i = 0; i < done.n; i++) /* only when a build was skipped */
+    for (uint32_t i = done.next; i < done.n; i++) /* only when a build was not finished */
         sealed_free_state(&done.recs[i]);
     for (uint32_t i = 0; i < done.ngrave; i++)
         free(done.grave[i]);
@@ -2066,12 +2089,17 @@ void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final)
     a->detach_work = a->taken.n;
 }
 
-int dsd_agg_build(struct dsd_agg *a)
+int dsd_agg_build_some(struct dsd_agg *a, int *done)
 {
     struct outbox *o = &a->taken;
-    for (uint32_t i = 0; i < o->n; i++)
-        build_sealed(a, &o->recs[i]);
+    o->step_batches = 0;
+    while (o->next < o->n && o->step_batches == 0)
+        build_sealed(a, &o->recs[o->next++]);
+    *done = o->next == o->n;
+    if (!*done)
+        return 0;
     o->n = 0;
+    o->next = 0;
     if (o->cap > 4096) { /* 40 bytes a context bucket: not kept between flushes */
         free(o->recs);
         o->recs = NULL;
@@ -2091,6 +2119,14 @@ int dsd_agg_build(struct dsd_agg *a)
     if (o->first_error != 0)
         return o->first_error;
     return o->emitted > INT32_MAX ? INT32_MAX : (int)o->emitted;
+}
+
+int dsd_agg_build(struct dsd_agg *a)
+{
+    int done = 0, rc = 0;
+    while (!done)
+        rc = dsd_agg_build_some(a, &done);
+    return rc;
 }
 
 void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns)

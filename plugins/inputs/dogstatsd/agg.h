@@ -73,9 +73,10 @@ struct dsd_agg_config {
      * from a uniform sample of the bucket (reservoir sampling); a set stops adding members.
      * Both are counted in samples_capped. */
     uint64_t state_limit_bytes;
-    /* dogstatsd_tags (DD_DOGSTATSD_TAGS): appended to every metric, event and service check,
-     * as the Agent appends them, except where the record has the very same tag already; at
-     * most DSD_MAX_EXTRA_TAGS, borrowed until free. */
+    /* dogstatsd_tags (DD_DOGSTATSD_TAGS): added to every message's tags before its context is
+     * keyed, as the Agent appends them (a tag sent and added is one tag, so a series sent with
+     * it and without it is one context); metrics, events and service checks; at most
+     * DSD_MAX_EXTRA_TAGS, copied. */
     const struct rmr_tag *extra_tags;
     uint32_t nextra_tags;
 };
@@ -129,9 +130,15 @@ int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final);
  *                     records of what the detach took and emits them; returns as
  *                     dsd_agg_flush().
  *   dsd_agg_finish()  under the lock: adds the build's counters and forgets idle contexts.
- * One flush at a time (detach, build and finish of one flush before the next detach). */
+ * One flush at a time (detach, build and finish of one flush before the next detach).
+ *
+ * dsd_agg_build_some() is dsd_agg_build() one batch at a time: it builds until a batch is
+ * emitted, sets *done to 0 and returns 0 while more is left; the step that finishes sets *done
+ * to 1 and returns what dsd_agg_build() returns. The glue yields to the loop between steps, so
+ * the output encodes (and frees) one batch before the next is built. */
 void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final);
 int dsd_agg_build(struct dsd_agg *a);
+int dsd_agg_build_some(struct dsd_agg *a, int *done);
 void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns);
 
 /* Test hook: the context buckets the last dsd_agg_detach() took. */

@@ -45,6 +45,8 @@
 #define DSD_EXPIRY_MIN_S 10.0
 #define DSD_EXPIRY_MAX_S 2592000.0 /* 30 days */
 #define DSD_CONTEXTS_MAX 10000000.0
+/* Between two build steps of a flush (see build_step()). */
+#define DSD_BUILD_STEP_MS 5
 /* samples_memory: 16 bytes a sample with its weight, so 64 KiB is 4,096 samples a bucket. */
 #define DSD_SAMPLES_MEMORY_MIN 65536.0
 #define DSD_SAMPLES_MEMORY_MAX 1073741824.0
@@ -177,6 +179,8 @@ struct dsd_state {
     rmr_dgram_sock_t *unix_dgram;
     rmr_dgram_sock_t *stream;
     rmr_timer_t *timer;
+    rmr_timer_t *step_timer;       /* while a flush builds its records batch by batch */
+    int64_t build_now_ns;          /* that flush's time */
     struct dsd_agg_stats reported; /* what the counters already hold */
     uint64_t truncated_reported;
     int64_t bad_logged_ms[DSD_BAD_REASONS]; /* monotonic; 0: never */
@@ -579,24 +583,16 @@ static void log_bad(struct dsd_state *st, const struct bad_sample *bad, int64_t 
     }
 }
 
-/* Emits closed buckets (every bucket when final), then gives the host the counters and the
- * malformed-input lines. Loop thread. */
-static void flush(struct dsd_state *st, int final)
+/* After the build: the aggregator's counters and expiry (under the lock), then the host gets
+ * the counters and the malformed-input lines. Loop thread. */
+static void finish_flush(struct dsd_state *st, int rc, int final)
 {
     struct bad_sample bad[DSD_BAD_REASONS];
     struct dsd_agg_stats s;
     int64_t now_ms = rmr_mono_ns(st->ins) / 1000000;
     memset(bad, 0, sizeof bad);
-    int64_t now_ns = rmr_now_ns(st->ins);
-    /* Only the detach (pointer moves) and the finish (counters, expiry) hold the lock the
-     * readers need: records are built and emitted without it, so a flush of 10^4 contexts
-     * does not stall a reader for milliseconds (it would drop datagrams at 10^5/s). */
     pthread_mutex_lock(&st->mu);
-    dsd_agg_detach(st->agg, now_ns, final);
-    pthread_mutex_unlock(&st->mu);
-    int rc = dsd_agg_build(st->agg);
-    pthread_mutex_lock(&st->mu);
-    dsd_agg_finish(st->agg, now_ns);
+    dsd_agg_finish(st->agg, st->build_now_ns);
     dsd_agg_stats(st->agg, &s);
     uint64_t truncated = st->truncated;
     /* A reason logged recently keeps accumulating until it is due (or the final flush). */
@@ -611,6 +607,58 @@ static void flush(struct dsd_state *st, int final)
         rmr_log(st->ins, RMR_LOG_WARN, "cannot emit aggregates: %s", rmr_strerror(rc));
     report(st, &s, truncated);
     log_bad(st, bad, now_ms);
+}
+
+static void on_build_step(rmr_instance_t *ins, void *arg);
+
+/* One build step: builds and emits one batch; while more is left, the next step runs after
+ * DSD_BUILD_STEP_MS, so the output encodes (and frees) this batch first and a flush of 10^4
+ * contexts never holds all its records at once, nor the loop for the whole build. Without a
+ * timer (none could be started) the build goes on at once. */
+static void build_step(struct dsd_state *st)
+{
+    int done = 0;
+    int rc = dsd_agg_build_some(st->agg, &done);
+    while (!done && rmr_timer_start(st->ins, DSD_BUILD_STEP_MS, 0, on_build_step, st,
+                                    &st->step_timer) != 0) {
+        st->step_timer = NULL;
+        rc = dsd_agg_build_some(st->agg, &done);
+    }
+    if (done)
+        finish_flush(st, rc, 0);
+}
+
+static void on_build_step(rmr_instance_t *ins, void *arg)
+{
+    (void)ins;
+    struct dsd_state *st = arg;
+    rmr_timer_stop(st->step_timer); /* one-shot: fired, but owned until stopped */
+    st->step_timer = NULL;
+    build_step(st);
+}
+
+/* Emits closed buckets (every bucket when final): detaches them under the lock, then builds
+ * and emits their records without it, batch by batch (all at once when final), so the
+ * readers never wait for the build (a stall of milliseconds drops datagrams at 10^5/s). A
+ * build still in its steps delays the next detach; the final flush completes it first.
+ * Loop thread. */
+static void flush(struct dsd_state *st, int final)
+{
+    if (st->step_timer != NULL) {
+        if (!final)
+            return;
+        rmr_timer_stop(st->step_timer);
+        st->step_timer = NULL;
+        finish_flush(st, dsd_agg_build(st->agg), 0);
+    }
+    st->build_now_ns = rmr_now_ns(st->ins);
+    pthread_mutex_lock(&st->mu);
+    dsd_agg_detach(st->agg, st->build_now_ns, final);
+    pthread_mutex_unlock(&st->mu);
+    if (final)
+        finish_flush(st, dsd_agg_build(st->agg), 1);
+    else
+        build_step(st);
 }
 
 static void on_flush(rmr_instance_t *ins, void *arg)

@@ -422,7 +422,7 @@ static void test_extra_tags(void)
     struct rmr_fakehost *fh = rmr_fakehost_new();
     rmr_instance_t *ins = start(fh, "dogstatsd_tags = team:x,env:b,bare");
     send_to(fh, NULL,
-            "c1:1|c|#env:a,team:x\nc1:2|c|#team:x,env:a\nh1:5|h\n"
+            "c1:1|c|#env:a,team:x\nc1:2|c|#team:x,env:a\nh1:5|h\nc2:1|c|#team:x\nc2:2|c\n"
             "_e{2,2}:ti|te|#k:v\n_sc|chk|0|#team:x\nt1:3|g|T1700000000");
     rmr_fakehost_stop(fh, ins);
     struct rmr_metric m;
@@ -433,6 +433,10 @@ static void test_extra_tags(void)
            tag_count(m.tags, m.ntags, "env", "b") == 1 &&
            tag_count(m.tags, m.ntags, "bare", "") == 1,
        "extra tags: the counter has env:a env:b team:x bare, team:x once");
+    IS_INT(find_metric(fh, "c2", &m), 1,
+           "extra tags: sent with one of them and without it, one context (as the Agent keys it)");
+    OK(m.value == 0.3 && m.ntags == 3 && tag_count(m.tags, m.ntags, "team", "x") == 1,
+       "  its value 0.3 and the three tags once");
     IS_INT(find_metric(fh, "h1.max", &m), 1, "extra tags: the histogram's records");
     OK(m.ntags == 3 && tag_count(m.tags, m.ntags, "bare", NULL) == 1, "  carry all three");
     IS_INT(find_metric(fh, "t1", &m), 1, "extra tags: a timestamped gauge");
@@ -462,6 +466,58 @@ static void test_extra_tags(void)
     char err[256];
     fh = rmr_fakehost_new();
     OK(make(fh, conf, err, sizeof err) == NULL, "extra tags: 65 are refused");
+    rmr_fakehost_free(fh);
+}
+
+/* Sends n gauges g0..g(n-1), 100 per datagram. */
+static void send_gauges(struct rmr_fakehost *fh, int n)
+{
+    char pkt[4096];
+    for (int i = 0; i < n;) {
+        int len = 0;
+        for (int k = 0; k < 100 && i < n; k++, i++)
+            len += snprintf(pkt + len, sizeof pkt - (size_t)len, "%sg%d:%d|g", k ? "\n" : "", i, i);
+        send_to(fh, NULL, pkt);
+    }
+}
+
+/* A flush builds and emits its records one batch (1,024) at a time, 5 ms apart, so the output
+ * encodes each before the next is built; stop completes a build still in its steps. */
+static void test_build_steps(void)
+{
+    struct rmr_fakehost *fh = rmr_fakehost_new();
+    rmr_instance_t *ins = start(fh, "");
+    send_gauges(fh, 9000);
+    int waited = 0;
+    while (count_kind(fh, RMR_REC_METRIC) == 0 && waited++ < 20)
+        rmr_fakehost_advance(fh, 1000);
+    IS_UINT(count_kind(fh, RMR_REC_METRIC), 1024, "steps: the flush emits one batch first");
+    IS_UINT(rmr_fakehost_emitted_count(fh), 1, "  in one batch");
+    rmr_fakehost_advance(fh, 4);
+    IS_UINT(count_kind(fh, RMR_REC_METRIC), 1024, "  nothing more within 4 ms");
+    rmr_fakehost_advance(fh, 1);
+    IS_UINT(count_kind(fh, RMR_REC_METRIC), 2048, "  the next batch 5 ms later");
+    rmr_fakehost_advance(fh, 35);
+    IS_UINT(count_kind(fh, RMR_REC_METRIC), 9000, "  then the rest, 8 steps in all");
+    IS_UINT(rmr_fakehost_emitted_count(fh), 9, "  in 9 batches");
+    IS_DBL(metric_value(fh, "g8999"), 8999, 0, "  every value once");
+    IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_live", NULL), 9000,
+            "  counters reported when the build is done");
+    rmr_fakehost_free(fh);
+
+    fh = rmr_fakehost_new();
+    ins = start(fh, "");
+    send_gauges(fh, 9000);
+    waited = 0;
+    while (count_kind(fh, RMR_REC_METRIC) == 0 && waited++ < 20)
+        rmr_fakehost_advance(fh, 1000);
+    send_gauges(fh, 10); /* into the open bucket */
+    rmr_fakehost_stop(fh, ins);
+    IS_UINT(count_kind(fh, RMR_REC_METRIC), 9010,
+            "steps: stop completes the build, then emits the open bucket");
+    struct rmr_metric m;
+    IS_INT(find_metric(fh, "g5000", &m), 1, "  a record of the interrupted build, once");
+    IS_INT(find_metric(fh, "g3", &m), 2, "  a gauge of both buckets, once each");
     rmr_fakehost_free(fh);
 }
 
@@ -629,6 +685,7 @@ int main(void)
     test_stop_flushes();
     test_host_override();
     test_extra_tags();
+    test_build_steps();
     test_counters();
     test_malformed();
     test_truncated();
