@@ -5,7 +5,7 @@ statsd plugin, one after the other, under the same load from bench/dsd_load on l
 usage: bench/dogstatsd.py [BUILD_DIR] [--only null,remora,netdata,collectd] [--install-peers]
            [--seconds S] [--packed RATE,...] [--single RATE,...] [--names N] [--tag-sets M]
            [--mix c=45,g=35,...] [--remora-rcvbuf SIZE] [--quiet-wait S] [--retries N]
-           [--load PATH]
+           [--load PATH] [--sender-batch N]
 
 Each program runs pinned to CPU 1 (taskset), the sender to CPU 0; every step starts the program
 afresh, sends for --seconds (8) at one rate, waits for the program's next flush, reads what it
@@ -43,6 +43,11 @@ How each program counts:
   cumulative value of each derive file) and timers (TimerCount: the sum of the count files);
   gauges and sets leave no count, so counted and loss cover counters and timers only.
 
+The sender writes --sender-batch datagrams per sendmmsg() (64 by default; each batch leaves when
+its last datagram is due), so a receiver sees bursts of that many; an application that sends one
+metric per datagram calls sendto() once a metric, which --sender-batch 1 imitates (at 150k/s,
+64 datagrams fill a quarter of a 208 KiB buffer at once).
+
 Peers are used if installed; --install-peers installs them with apt-get. Reported, not asserted:
 read 'other' before trusting a row. Before each step the bench waits (up to --quiet-wait, 120 s)
 for a second in which both cores together were under 10% busy, and a step whose 'other' reached
@@ -74,7 +79,8 @@ def args():
     o = {"build": "build", "only": ["null", "remora", "netdata", "collectd"], "install": False,
          "seconds": 8.0, "packed": [600000, 1200000, 2400000],
          "single": [50000, 100000, 150000, 200000], "names": 1000, "tag_sets": 10, "mix": None,
-         "remora_rcvbuf": None, "load": None, "quiet_wait": 120.0, "retries": 2}
+         "remora_rcvbuf": None, "load": None, "quiet_wait": 120.0, "retries": 2,
+         "sender_batch": None}
     a = sys.argv[1:]
     while a:
         x = a.pop(0)
@@ -101,6 +107,8 @@ def args():
             o["quiet_wait"] = float(a.pop(0))
         elif x == "--load":
             o["load"] = a.pop(0)
+        elif x == "--sender-batch":
+            o["sender_batch"] = int(a.pop(0))
         elif x.startswith("-"):
             sys.exit(__doc__)
         else:
@@ -461,6 +469,8 @@ def load_cmd(o, port, rate, single, plain):
             cmd += ["--per-packet", "25"]
     if o["mix"]:
         cmd += ["--mix", o["mix"]]
+    if o["sender_batch"]:
+        cmd += ["--batch", str(o["sender_batch"])]
     return cmd
 
 
