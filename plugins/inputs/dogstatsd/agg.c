@@ -60,7 +60,7 @@
 #define MAX_TAGGER_TAGS      256   /* tags taken from the tagger per lookup */
 #define TAGGER_TEXT_BYTES    16384 /* their text */
 #define MAX_CTX_TAGS         (MAX_MSG_TAGS + DSD_MAX_EXTRA_TAGS + 2 * MAX_TAGGER_TAGS)
-#define RECORDS_PER_BATCH    1024 /* a flush's build step (see dsd_agg_build_some()) */
+#define RECORDS_PER_BATCH    1024
 #define PENDING_MAX          64
 #define HIST_MAX_SAMPLES     65536u /* stored samples per histogram per bucket */
 #define SET_MAX_MEMBERS      65536u /* members per set per bucket */
@@ -254,8 +254,7 @@ struct outbox {
     uint32_t pending_records[PENDING_MAX];
     uint32_t npending;
     /* Build results (taken only). */
-    uint32_t next;         /* recs[0, next) are built (dsd_agg_build_some) */
-    uint32_t step_batches; /* batches emitted by this build step */
+    uint32_t next; /* recs[0, next) are built (dsd_agg_build_some) */
     rmr_batch_t *cur;
     uint32_t cur_records;
     uint64_t emitted, dropped;
@@ -1169,7 +1168,6 @@ static void build_emit(struct dsd_agg *a)
     if (o->cur == NULL)
         return;
     int rc = rmr_emit(a->ins, o->cur);
-    o->step_batches++;
     o->emitted += o->cur_records;
     if (rc != 0 && o->first_error == 0)
         o->first_error = rc;
@@ -2089,11 +2087,29 @@ void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final)
     a->detach_work = a->taken.n;
 }
 
-int dsd_agg_build_some(struct dsd_agg *a, int *done)
+/* Emits the pass-through batches (events, service checks, timestamped metrics) the detach
+ * took: they need no build, so they go first. */
+static void emit_pending(struct dsd_agg *a)
 {
     struct outbox *o = &a->taken;
-    o->step_batches = 0;
-    while (o->next < o->n && o->step_batches == 0)
+    for (uint32_t i = 0; i < o->npending; i++) {
+        int rc = rmr_emit(a->ins, o->pending[i]);
+        o->emitted += o->pending_records[i];
+        if (rc != 0 && o->first_error == 0)
+            o->first_error = rc;
+    }
+    o->npending = 0;
+}
+
+int dsd_agg_build_some(struct dsd_agg *a, uint32_t min_entries, int *done)
+{
+    struct outbox *o = &a->taken;
+    emit_pending(a);
+    uint64_t before = o->emitted + o->cur_records + o->dropped;
+    uint32_t first = o->next;
+    while (o->next < o->n &&
+           (o->next - first < min_entries ||
+            o->emitted + o->cur_records + o->dropped - before < RECORDS_PER_BATCH))
         build_sealed(a, &o->recs[o->next++]);
     *done = o->next == o->n;
     if (!*done)
@@ -2106,13 +2122,6 @@ int dsd_agg_build_some(struct dsd_agg *a, int *done)
         o->cap = 0;
     }
     build_emit(a);
-    for (uint32_t i = 0; i < o->npending; i++) {
-        int rc = rmr_emit(a->ins, o->pending[i]);
-        o->emitted += o->pending_records[i];
-        if (rc != 0 && o->first_error == 0)
-            o->first_error = rc;
-    }
-    o->npending = 0;
     for (uint32_t i = 0; i < o->ngrave; i++)
         free(o->grave[i]);
     o->ngrave = 0;
@@ -2123,10 +2132,9 @@ int dsd_agg_build_some(struct dsd_agg *a, int *done)
 
 int dsd_agg_build(struct dsd_agg *a)
 {
-    int done = 0, rc = 0;
-    while (!done)
-        rc = dsd_agg_build_some(a, &done);
-    return rc;
+    int done = 0;
+    struct outbox *o = &a->taken;
+    return dsd_agg_build_some(a, o->n - o->next, &done);
 }
 
 void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns)

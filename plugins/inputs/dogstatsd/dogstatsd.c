@@ -45,8 +45,9 @@
 #define DSD_EXPIRY_MIN_S 10.0
 #define DSD_EXPIRY_MAX_S 2592000.0 /* 30 days */
 #define DSD_CONTEXTS_MAX 10000000.0
-/* Between two build steps of a flush (see build_step()). */
-#define DSD_BUILD_STEP_MS 5
+/* A flush's build steps (see build_step()): 5 ms apart, 100 at the most. */
+#define DSD_BUILD_STEP_MS   5
+#define DSD_BUILD_MAX_STEPS 100
 /* samples_memory: 16 bytes a sample with its weight, so 64 KiB is 4,096 samples a bucket. */
 #define DSD_SAMPLES_MEMORY_MIN 65536.0
 #define DSD_SAMPLES_MEMORY_MAX 1073741824.0
@@ -179,8 +180,9 @@ struct dsd_state {
     rmr_dgram_sock_t *unix_dgram;
     rmr_dgram_sock_t *stream;
     rmr_timer_t *timer;
-    rmr_timer_t *step_timer;       /* while a flush builds its records batch by batch */
+    rmr_timer_t *step_timer;       /* while a flush builds its records step by step */
     int64_t build_now_ns;          /* that flush's time */
+    int64_t build_mono_ns;         /* and when it began */
     struct dsd_agg_stats reported; /* what the counters already hold */
     uint64_t truncated_reported;
     int64_t bad_logged_ms[DSD_BAD_REASONS]; /* monotonic; 0: never */
@@ -611,18 +613,20 @@ static void finish_flush(struct dsd_state *st, int rc, int final)
 
 static void on_build_step(rmr_instance_t *ins, void *arg);
 
-/* One build step: builds and emits one batch; while more is left, the next step runs after
- * DSD_BUILD_STEP_MS, so the output encodes (and frees) this batch first and a flush of 10^4
- * contexts never holds all its records at once, nor the loop for the whole build. Without a
- * timer (none could be started) the build goes on at once. */
+/* One build step: builds and emits a batch of records (1,024), and at least a hundredth of the
+ * contexts the detach took, so the build ends within DSD_BUILD_MAX_STEPS; while more is left,
+ * the next step runs after DSD_BUILD_STEP_MS, so the output encodes (and frees) these records
+ * first and a flush of 10^4 contexts never holds all its records at once, nor the loop for the
+ * whole build. Without a timer (none could be started) the build goes on at once. */
 static void build_step(struct dsd_state *st)
 {
+    uint32_t entries = (uint32_t)(dsd_agg_detach_work(st->agg) / DSD_BUILD_MAX_STEPS + 1);
     int done = 0;
-    int rc = dsd_agg_build_some(st->agg, &done);
+    int rc = dsd_agg_build_some(st->agg, entries, &done);
     while (!done && rmr_timer_start(st->ins, DSD_BUILD_STEP_MS, 0, on_build_step, st,
                                     &st->step_timer) != 0) {
         st->step_timer = NULL;
-        rc = dsd_agg_build_some(st->agg, &done);
+        rc = dsd_agg_build_some(st->agg, entries, &done);
     }
     if (done)
         finish_flush(st, rc, 0);
@@ -638,20 +642,21 @@ static void on_build_step(rmr_instance_t *ins, void *arg)
 }
 
 /* Emits closed buckets (every bucket when final): detaches them under the lock, then builds
- * and emits their records without it, batch by batch (all at once when final), so the
- * readers never wait for the build (a stall of milliseconds drops datagrams at 10^5/s). A
- * build still in its steps delays the next detach; the final flush completes it first.
- * Loop thread. */
+ * and emits their records without it, step by step (all at once when final), so the readers
+ * never wait for the build (a stall of milliseconds drops datagrams at 10^5/s). A build still
+ * in its steps delays the next detach, for a bucket's length at most: then, and on the final
+ * flush, it is completed at once. Loop thread. */
 static void flush(struct dsd_state *st, int final)
 {
     if (st->step_timer != NULL) {
-        if (!final)
+        if (!final && rmr_mono_ns(st->ins) - st->build_mono_ns < DSD_BUCKET_S * 1000000000LL)
             return;
         rmr_timer_stop(st->step_timer);
         st->step_timer = NULL;
         finish_flush(st, dsd_agg_build(st->agg), 0);
     }
     st->build_now_ns = rmr_now_ns(st->ins);
+    st->build_mono_ns = rmr_mono_ns(st->ins);
     pthread_mutex_lock(&st->mu);
     dsd_agg_detach(st->agg, st->build_now_ns, final);
     pthread_mutex_unlock(&st->mu);

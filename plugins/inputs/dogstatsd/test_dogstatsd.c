@@ -481,28 +481,44 @@ static void send_gauges(struct rmr_fakehost *fh, int n)
     }
 }
 
-/* A flush builds and emits its records one batch (1,024) at a time, 5 ms apart, so the output
- * encodes each before the next is built; stop completes a build still in its steps. */
+/* A flush builds and emits a batch (1,024 records) at a time, 5 ms apart, so the output
+ * encodes each step's records before the next is built; events go out in the first step; a
+ * flush of over 102,400 contexts takes bigger steps, 100 at most; stop completes a build
+ * still in its steps. */
 static void test_build_steps(void)
 {
     struct rmr_fakehost *fh = rmr_fakehost_new();
     rmr_instance_t *ins = start(fh, "");
+    send_to(fh, NULL, "_e{2,4}:up|text");
     send_gauges(fh, 9000);
     int waited = 0;
     while (count_kind(fh, RMR_REC_METRIC) == 0 && waited++ < 20)
         rmr_fakehost_advance(fh, 1000);
     IS_UINT(count_kind(fh, RMR_REC_METRIC), 1024, "steps: the flush emits one batch first");
-    IS_UINT(rmr_fakehost_emitted_count(fh), 1, "  in one batch");
+    IS_UINT(rmr_fakehost_emitted_count(fh), 2, "  in one batch, after the event's");
+    IS_UINT(count_kind(fh, RMR_REC_EVENT), 1, "  the event goes out in the first step");
     rmr_fakehost_advance(fh, 4);
     IS_UINT(count_kind(fh, RMR_REC_METRIC), 1024, "  nothing more within 4 ms");
     rmr_fakehost_advance(fh, 1);
     IS_UINT(count_kind(fh, RMR_REC_METRIC), 2048, "  the next batch 5 ms later");
     rmr_fakehost_advance(fh, 35);
     IS_UINT(count_kind(fh, RMR_REC_METRIC), 9000, "  then the rest, 8 steps in all");
-    IS_UINT(rmr_fakehost_emitted_count(fh), 9, "  in 9 batches");
+    IS_UINT(rmr_fakehost_emitted_count(fh), 10, "  in 9 batches (and the event's)");
     IS_DBL(metric_value(fh, "g8999"), 8999, 0, "  every value once");
     IS_UINT(rmr_fakehost_counter(fh, ins, "contexts_live", NULL), 9000,
             "  counters reported when the build is done");
+    rmr_fakehost_free(fh);
+
+    fh = rmr_fakehost_new();
+    ins = start(fh, "max_contexts = 200000");
+    send_gauges(fh, 150000);
+    waited = 0;
+    while (count_kind(fh, RMR_REC_METRIC) == 0 && waited++ < 20)
+        rmr_fakehost_advance(fh, 1000);
+    rmr_fakehost_advance(fh, 99 * 5 - 1);
+    OK(count_kind(fh, RMR_REC_METRIC) < 150000, "steps: 150,000 contexts: not all out 1 ms early");
+    rmr_fakehost_advance(fh, 1);
+    IS_UINT(count_kind(fh, RMR_REC_METRIC), 150000, "  all out in 100 steps (1,501 a step)");
     rmr_fakehost_free(fh);
 
     fh = rmr_fakehost_new();
