@@ -13,6 +13,8 @@
 
 #include <remora/error.h>
 
+#include "../numfmt/numfmt.h"
+
 /* ---- buffer --------------------------------------------------------------------------------- */
 
 void lp_buf_init(struct lp_buf *b)
@@ -131,19 +133,6 @@ static void put_name(struct lp_buf *b, struct rmr_str s, enum name_kind kind)
 
 /* ---- values --------------------------------------------------------------------------------- */
 
-/* The shortest of %.15g, %.16g and %.17g that reads back as the same double (%.17g always
- * does). The exponent forms %g picks (1e-300, 1e+300) are read by InfluxDB 1.x and Datakit. */
-static size_t format_double(char *out, size_t cap, double d)
-{
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(out, cap, "%.*g", prec, d);
-        if (prec == 17 || strtod(out, NULL) == d)
-            break;
-    }
-    return n > 0 ? (size_t)n : 0;
-}
-
 #define NUM_MAX 32 /* "-9223372036854775808i", "-2.2250738585072014e-308" */
 
 int lp_encode(struct lp_buf *buf, const struct lp_point *p, uint32_t flags, struct lp_drops *drops)
@@ -224,7 +213,8 @@ int lp_encode(struct lp_buf *buf, const struct lp_point *p, uint32_t flags, stru
                 drops->non_finite++;
                 continue;
             }
-            nlen = format_double(num, sizeof(num), f->value.v.d);
+            nlen = numfmt_double(num, sizeof(num),
+                                 f->value.v.d); /* 1e-300 reads in InfluxDB, Datakit */
             break;
         case RMR_VAL_BOOL:
             nlen = f->value.v.i ? 4 : 5;

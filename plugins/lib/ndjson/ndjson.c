@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../numfmt/numfmt.h"
+
 /* ---- a line writer with a sticky error ------------------------------------------------- */
 
 /* The first failed write is kept and later writes are skipped, so a line is written as one
@@ -71,17 +73,6 @@ static void kv_i64(struct w *w, const char *key, int64_t v)
     kv_raw(w, key, buf);
 }
 
-/* Prints d in the fewest significant digits (15, 16 or 17) that read back as the same
- * double: 0.1 stays "0.1" instead of "0.10000000000000001". d must be finite. */
-static void fmt_double(char *buf, size_t len, double d)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            return;
-    }
-}
-
 /* A JSON number, or null for NaN and infinities, which JSON cannot express. */
 static void num(struct w *w, double d)
 {
@@ -90,7 +81,7 @@ static void num(struct w *w, double d)
         put(w, "null", 4);
         return;
     }
-    fmt_double(buf, sizeof buf, d);
+    numfmt_double(buf, sizeof buf, d);
     puts_(w, buf);
 }
 

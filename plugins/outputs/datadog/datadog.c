@@ -26,6 +26,7 @@
 
 #include <remora/plugin.h>
 
+#include "numfmt/numfmt.h"
 #include "pb.h"
 
 #define DD_VERSION      "1.0.0"
@@ -366,24 +367,11 @@ static void json_rstr(struct dd_buf *b, struct rmr_str s)
     json_str(b, s.ptr, s.len);
 }
 
-/* The shortest of %.15g, %.16g and %.17g that reads back as the same double. Only finite
- * values reach here. */
+/* Only finite values reach here. */
 static void json_double(struct dd_buf *b, double d)
 {
-    char tmp[40];
-    int n = 0;
-    if (d == trunc(d) && fabs(d) < 1e15 && !(d == 0 && signbit(d))) {
-        /* Whole numbers (counts, bytes) print as %.15g does, without its digit loop. */
-        n = snprintf(tmp, sizeof tmp, "%" PRId64, (int64_t)d);
-        ddbuf_put(b, tmp, (size_t)n);
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d)
-            break;
-    }
-    ddbuf_put(b, tmp, n > 0 ? (size_t)n : 0);
+    char tmp[NUMFMT_DOUBLE_MAX];
+    ddbuf_put(b, tmp, numfmt_double(tmp, sizeof tmp, d));
 }
 
 static void json_int(struct dd_buf *b, int64_t v)

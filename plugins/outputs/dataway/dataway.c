@@ -18,6 +18,7 @@
 
 #include "ddsketch/ddsketch.h"
 #include "lineproto/lineproto.h"
+#include "numfmt/numfmt.h"
 
 #define DW_MAX_URLS       16
 #define DW_MAX_TAGS       256
@@ -695,16 +696,11 @@ static void json_str(struct gbuf *g, struct rmr_str s)
     gb_put(g, "\"", 1);
 }
 
-/* The shortest %g that reads back as the same double (Go writes floats the shortest way). */
+/* The shortest form that reads back as the same double (Go writes floats the shortest way). */
 static void json_double(struct gbuf *g, double d)
 {
-    char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    gb_puts(g, tmp);
+    char tmp[NUMFMT_DOUBLE_MAX];
+    gb_put(g, tmp, numfmt_double(tmp, sizeof tmp, d));
 }
 
 static int str_cmp(struct rmr_str a, struct rmr_str b)
