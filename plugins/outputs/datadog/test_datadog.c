@@ -101,6 +101,30 @@ static void add_metric(rmr_batch_t *b, uint32_t type, const char *name, double v
     rmr_metric_add(b, &m);
 }
 
+/* Adds a distribution of one sample of 1 (key 1338, Datadog's for 1) at T0. */
+static void add_unit_sketch(rmr_batch_t *b, const char *name, const struct rmr_tag *tags,
+                            uint32_t ntags)
+{
+    int32_t keys[] = {1338};
+    uint32_t counts[] = {1};
+    struct rmr_sketch sk = {.struct_size = sizeof sk,
+                            .nbins = 1,
+                            .count = 1,
+                            .min = 1,
+                            .max = 1,
+                            .sum = 1,
+                            .keys = keys,
+                            .counts = counts};
+    struct rmr_metric m = {.struct_size = sizeof m,
+                           .type = RMR_METRIC_DISTRIBUTION,
+                           .name = rmr_str_c(name),
+                           .time_ns = T0,
+                           .tags = tags,
+                           .ntags = ntags,
+                           .sketch = &sk};
+    rmr_metric_add(b, &m);
+}
+
 /* Tags with every character JSON must escape, UTF-8, invalid UTF-8 and a bare tag. */
 static const struct rmr_tag odd_tags[] = {
     {{"bare", 4, 0}, {NULL, 0, 0}},           {{"ctl", 3, 0}, {"a\x01\tb\n", 5, 0}},
@@ -394,22 +418,7 @@ static void test_fargate_other_kinds(void)
                           .time_ns = T0,
                           .name = RMR_STR("fargate_check")};
     rmr_check_add(b, &c);
-    int32_t keys[] = {1338};
-    uint32_t counts[] = {1};
-    struct rmr_sketch sk = {.struct_size = sizeof sk,
-                            .nbins = 1,
-                            .count = 1,
-                            .min = 1,
-                            .max = 1,
-                            .sum = 1,
-                            .keys = keys,
-                            .counts = counts};
-    struct rmr_metric d = {.struct_size = sizeof d,
-                           .type = RMR_METRIC_DISTRIBUTION,
-                           .name = RMR_STR("d"),
-                           .time_ns = T0,
-                           .sketch = &sk};
-    rmr_metric_add(b, &d);
+    add_unit_sketch(b, "d", NULL, 0);
     const rmr_batch_t *bs[] = {b};
     IS_INT(rmr_fakehost_encode(fh, ins, bs, 1), 0, "encode succeeds");
     IS_UINT(rmr_fakehost_payload_count(fh), 3, "a sketch, an event and a check run");
@@ -613,28 +622,10 @@ static void add_padded(rmr_batch_t *b, const size_t *pad, size_t n, int distribu
         char name[32];
         snprintf(name, sizeof name, "p.%zu", i);
         struct rmr_tag t = {RMR_STR("p"), rmr_str_n(s, pad[i])};
-        if (!distribution) {
+        if (distribution)
+            add_unit_sketch(b, name, &t, 1);
+        else
             add_metric(b, RMR_METRIC_GAUGE, name, 1, &t, 1, NULL, NULL);
-            continue;
-        }
-        int32_t keys[] = {1338};
-        uint32_t cnts[] = {1};
-        struct rmr_sketch sk = {.struct_size = sizeof sk,
-                                .nbins = 1,
-                                .count = 1,
-                                .min = 1,
-                                .max = 1,
-                                .sum = 1,
-                                .keys = keys,
-                                .counts = cnts};
-        struct rmr_metric m = {.struct_size = sizeof m,
-                               .type = RMR_METRIC_DISTRIBUTION,
-                               .name = rmr_str_c(name),
-                               .time_ns = T0,
-                               .tags = &t,
-                               .ntags = 1,
-                               .sketch = &sk};
-        rmr_metric_add(b, &m);
     }
     free(s);
 }
