@@ -41,6 +41,18 @@ def run(args, timeout=30, **extra):
                           stderr=subprocess.PIPE, text=True, timeout=timeout, errors="replace")
 
 
+def run_client(args, env=None, timeout=60):
+    """Runs a client program (a DogStatsD client script) that reports on stdout with a JSON
+    line. Returns (the completed process, the last JSON object it printed, or {})."""
+    p = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout)
+    result = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+    return p, result
+
+
 def write(path, text, mode=0o644):
     with open(path, "w") as f:
         f.write(text)

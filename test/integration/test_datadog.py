@@ -30,7 +30,8 @@ import subprocess
 import time
 
 import fake_ecs
-from agentlib import BIN, BUILD, TMP, Agent, env, metric_value, plugin_dir, run, write
+from agentlib import (BIN, BUILD, TMP, Agent, env, metric_value, plugin_dir, run, run_client,
+                      write)
 from fake_datadog import ZSTD, Intake
 from servers import free_udp_port, wait_bucket_start, wait_until
 from tap import main
@@ -194,14 +195,9 @@ def test_hotshots_end_to_end(t):
 
     wait_bucket_start(BUCKET)
     sent_at = time.time()
-    p = subprocess.run(["node", "-e", HOTSHOTS, json.dumps({"port": port})],
-                       env=dict(os.environ, NODE_PATH=NODE_MODULES), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=60)
+    p, res = run_client(["node", "-e", HOTSHOTS, json.dumps({"port": port})],
+                        env=dict(os.environ, NODE_PATH=NODE_MODULES))
     done_at = time.time()
-    res = {}
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            res = json.loads(line)
     t.ok(p.returncode == 0 and res.get("done") and not res.get("errors"),
          "hot-shots sent everything without an error", p.stderr + json.dumps(res))
     t.eq(int(done_at // BUCKET), int(sent_at // BUCKET), "all of it within one 10 s bucket")

@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 
-from agentlib import TMP, Agent, metric_value, run, write
+from agentlib import TMP, Agent, metric_value, run, run_client, write
 from fakes import Receiver
 from servers import free_udp_port, wait_bucket_start
 from tap import main
@@ -147,14 +147,8 @@ def test_hotshots(t):
     wait_bucket_start(BUCKET)
     sent_at = time.time()
     env = dict(os.environ, NODE_PATH=NODE_MODULES)
-    p = subprocess.run(["node", CLIENT, json.dumps({"udp_port": port, "uds": uds,
-                                                    "stream": stream})],
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=60)
-    result = {}
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            result = json.loads(line)
+    p, result = run_client(["node", CLIENT, json.dumps({"udp_port": port, "uds": uds,
+                                                        "stream": stream})], env=env)
     t.ok(p.returncode == 0 and result.get("done") and not result.get("errors"),
          "hot-shots sent everything without an error", p.stderr + json.dumps(result))
     if result.get("uds_native"):
@@ -265,9 +259,8 @@ def test_aiodogstatsd(t):
     t.eq(len(wait_listening(a, 1)), 1, "aio: dogstatsd listens", a.errors())
     wait_bucket_start(BUCKET)
     sent_at = time.time()
-    p = subprocess.run([DEBIAN_PYTHON, AIO_CLIENT, str(port)], capture_output=True, text=True,
-                       timeout=60)
-    t.ok(p.returncode == 0 and '"done": true' in p.stdout, "aio: the client sent everything",
+    p, result = run_client([DEBIAN_PYTHON, AIO_CLIENT, str(port)])
+    t.ok(p.returncode == 0 and result.get("done"), "aio: the client sent everything",
          p.stdout + p.stderr)
     t.eq(int(time.time() // BUCKET), int(sent_at // BUCKET),
          "aio: everything was sent within one 10 s bucket")
