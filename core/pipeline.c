@@ -13,6 +13,7 @@
 #include "record/batch.h"
 #include "self/log.h"
 #include "util/payload.h"
+#include "util/yield.h"
 
 /* A drop counted by an encoder, reported to the loop thread with the job. */
 struct enc_drop {
@@ -33,6 +34,7 @@ struct encode_job {
     struct enc_drop drops[8];
     uint32_t ndrops;
     uint64_t drops_overflow; /* drops whose reason did not fit the table */
+    uint64_t yields;         /* times the job gave its core away (util/yield.h) */
 };
 
 struct rmr_encoder {
@@ -126,8 +128,12 @@ static void encode_work(uv_work_t *req)
 {
     struct encode_job *job = req->data;
     struct rmr_encoder enc = {.h = {&host_api}, .job = job};
+    /* A long job gives its core away every YIELD_BUDGET_NS (record_get is the yield point),
+     * so a datagram reader sharing the core never waits a whole job. */
+    yield_every(YIELD_BUDGET_NS);
     job->rc = job->ins->desc->encode(&enc, job->ins->state,
                                      (const rmr_batch_t *const *)job->batches, job->nbatches);
+    job->yields = yield_every(0);
 }
 
 static void encode_done(uv_work_t *req, int status)
@@ -137,6 +143,8 @@ static void encode_done(uv_work_t *req, int status)
     struct output *o = ins->out;
     o->encoding = 0;
     o->encoding_bytes = 0;
+    if (job->yields > 0)
+        counter_add(ins, "encode_yields", NULL, NULL, job->yields);
 
     if (status < 0 || job->rc < 0) {
         log_write(RMR_LOG_ERROR, ins->ci->name, "cannot encode %llu records: %s",

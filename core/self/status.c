@@ -306,6 +306,8 @@ static const char *family_help(const char *family)
         {"remora_bytes_out_total", "Bytes an output delivered (as sent, compressed)."},
         {"remora_payloads_split_total", "Payloads split in two after a 413."},
         {"remora_retries_total", "Delivery attempts that failed and were retried."},
+        {"remora_encode_yields_total",
+         "Times an encode job gave its core to a datagram reader on it."},
         {"remora_http_responses_total", "Backend responses to an output, by status code."},
         {"remora_http_fetches_total", "Responses to an input's requests, by status code."},
         {"remora_http_requests_total", "Requests routed to an input on an HTTP listener."},

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "self/log.h"
+#include "util/yield.h"
 
 #define SUBJECT              "core.dgram"
 #define DEFAULT_MAX_DATAGRAM 65535u
@@ -732,6 +733,8 @@ static uint64_t linger_ns(struct dgram *d, uint32_t got)
 static void update_rate(struct dgram *d, uint32_t got)
 {
     uint64_t now = now_ns();
+    if (got > 0)
+        yield_reader_here(now); /* encode jobs on this core yield to us (util/yield.h) */
     d->rate_count += got;
     uint64_t elapsed = now - d->rate_start_ns;
     if (elapsed < RATE_WINDOW_NS)

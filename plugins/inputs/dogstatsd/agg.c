@@ -2101,16 +2101,23 @@ static void emit_pending(struct dsd_agg *a)
     o->npending = 0;
 }
 
-int dsd_agg_build_some(struct dsd_agg *a, uint32_t min_entries, int *done)
+/* The clock is read once every this many contexts past min_entries. */
+#define DEADLINE_EVERY 16u
+
+int dsd_agg_build_some(struct dsd_agg *a, uint32_t min_entries, int64_t deadline_ns, int *done)
 {
     struct outbox *o = &a->taken;
     emit_pending(a);
     uint64_t before = o->emitted + o->cur_records + o->dropped;
     uint32_t first = o->next;
-    while (o->next < o->n &&
-           (o->next - first < min_entries ||
-            o->emitted + o->cur_records + o->dropped - before < RECORDS_PER_BATCH))
+    while (o->next < o->n) {
+        uint32_t built = o->next - first;
+        if (built >= min_entries &&
+            (o->emitted + o->cur_records + o->dropped - before >= RECORDS_PER_BATCH ||
+             ((built - min_entries) % DEADLINE_EVERY == 0 && rmr_mono_ns(a->ins) >= deadline_ns)))
+            break;
         build_sealed(a, &o->recs[o->next++]);
+    }
     *done = o->next == o->n;
     if (!*done)
         return 0;
@@ -2134,7 +2141,7 @@ int dsd_agg_build(struct dsd_agg *a)
 {
     int done = 0;
     struct outbox *o = &a->taken;
-    return dsd_agg_build_some(a, o->n - o->next, &done);
+    return dsd_agg_build_some(a, o->n - o->next, INT64_MAX, &done);
 }
 
 void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns)

@@ -134,15 +134,16 @@ int dsd_agg_flush(struct dsd_agg *a, int64_t now_ns, int final);
  *
  * dsd_agg_build_some() is dsd_agg_build() in steps: each emits the pass-through batches still
  * held (events, service checks, timestamped metrics: the first step does), then builds the
- * contexts the detach took until it has built min_entries of them and 1,024 records (records
- * go out as batches of 1,024 fill); it
+ * contexts the detach took until it has built min_entries of them and either 1,024 records
+ * (records go out as batches of 1,024 fill) or until rmr_mono_ns() reaches deadline_ns (read
+ * every 16 contexts past min_entries; INT64_MAX: no deadline); it
  * sets *done to 0 and returns 0 while more is left, and the step that finishes sets *done to 1
  * and returns what dsd_agg_build() returns. The glue yields to the loop between steps, so the
  * output encodes (and frees) what a step emitted before the next is built. dsd_agg_detach_work()
  * is the number of contexts the last detach took. */
 void dsd_agg_detach(struct dsd_agg *a, int64_t now_ns, int final);
 int dsd_agg_build(struct dsd_agg *a);
-int dsd_agg_build_some(struct dsd_agg *a, uint32_t max_entries, int *done);
+int dsd_agg_build_some(struct dsd_agg *a, uint32_t min_entries, int64_t deadline_ns, int *done);
 void dsd_agg_finish(struct dsd_agg *a, int64_t now_ns);
 
 /* Test hook: the context buckets the last dsd_agg_detach() took. */

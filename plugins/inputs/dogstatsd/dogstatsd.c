@@ -48,6 +48,9 @@
 /* A flush's build steps (see build_step()): 5 ms apart, 100 at the most. */
 #define DSD_BUILD_STEP_MS   5
 #define DSD_BUILD_MAX_STEPS 100
+/* A build step's time on the loop thread once it has its hundredth of the contexts: a datagram
+ * reader sharing the core waits about this long at most (docs/ARCHITECTURE.md says why). */
+#define DSD_BUILD_STEP_NS 250000
 /* samples_memory: 16 bytes a sample with its weight, so 64 KiB is 4,096 samples a bucket. */
 #define DSD_SAMPLES_MEMORY_MIN 65536.0
 #define DSD_SAMPLES_MEMORY_MAX 1073741824.0
@@ -613,8 +616,9 @@ static void finish_flush(struct dsd_state *st, int rc, int final)
 
 static void on_build_step(rmr_instance_t *ins, void *arg);
 
-/* One build step: builds and emits a batch of records (1,024), and at least a hundredth of the
- * contexts the detach took, so the build ends within DSD_BUILD_MAX_STEPS; while more is left,
+/* One build step: builds at least a hundredth of the contexts the detach took, so the build
+ * ends within DSD_BUILD_MAX_STEPS, and then goes on until it has emitted a batch of records
+ * (1,024) or DSD_BUILD_STEP_NS have passed since it began; while more is left,
  * the next step runs after DSD_BUILD_STEP_MS, so the output encodes (and frees) these records
  * first and a flush of 10^4 contexts never holds all its records at once, nor the loop for the
  * whole build. Without a timer (none could be started) the build goes on at once. */
@@ -622,11 +626,12 @@ static void build_step(struct dsd_state *st)
 {
     uint32_t entries = (uint32_t)(dsd_agg_detach_work(st->agg) / DSD_BUILD_MAX_STEPS + 1);
     int done = 0;
-    int rc = dsd_agg_build_some(st->agg, entries, &done);
+    int64_t deadline = rmr_mono_ns(st->ins) + DSD_BUILD_STEP_NS;
+    int rc = dsd_agg_build_some(st->agg, entries, deadline, &done);
     while (!done && rmr_timer_start(st->ins, DSD_BUILD_STEP_MS, 0, on_build_step, st,
                                     &st->step_timer) != 0) {
         st->step_timer = NULL;
-        rc = dsd_agg_build_some(st->agg, entries, &done);
+        rc = dsd_agg_build_some(st->agg, entries, INT64_MAX, &done);
     }
     if (done)
         finish_flush(st, rc, 0);

@@ -866,6 +866,42 @@ static void test_detach_build(void)
     env_close(&e);
 }
 
+/* A build step stops at its deadline once it has min_entries contexts (the glue's 250 us,
+ * so a reader sharing the core never waits a whole batch of 1,024), and without a deadline
+ * goes on to a full batch. */
+static int build_steps(struct env *e, uint32_t min_entries, int64_t deadline_ns)
+{
+    char pkt[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(pkt, sizeof pkt, "g%d:%d|g", i, i);
+        send_at(e, pkt, T0 + 1, 0);
+    }
+    dsd_agg_detach(e->a, (T0 + 10) * NS, 0);
+    int steps = 0, done = 0, rc = 0;
+    while (!done && steps < 2000) {
+        rc = dsd_agg_build_some(e->a, min_entries, deadline_ns, &done);
+        steps++;
+    }
+    IS_INT(rc, 1000, "  the build emitted the 1,000 gauges");
+    IS_UINT(rmr_fakehost_emitted_count(e->fh) > 0 ? collect(e, recs, MAXREC) : 0, 1000,
+            "  1,000 records read back");
+    return steps;
+}
+
+static void test_build_deadline(void)
+{
+    struct env e;
+    env_open(&e);
+    IS_INT(build_steps(&e, 10, 0), 100, "a passed deadline: 10 contexts a step, 100 steps");
+    env_close(&e);
+    env_open(&e);
+    IS_INT(build_steps(&e, 10, INT64_MAX), 1, "no deadline: one step up to a batch of 1,024");
+    env_close(&e);
+    env_open(&e);
+    IS_INT(build_steps(&e, 300, 0), 4, "min_entries comes first: 300 a step, 4 steps");
+    env_close(&e);
+}
+
 static void test_distribution(void)
 {
     struct env e;
@@ -1425,6 +1461,7 @@ int main(int argc, char **argv)
     test_histogram();
     test_distribution();
     test_detach_build();
+    test_build_deadline();
     test_tags_and_host();
     test_buckets_expiry();
     test_churn();
