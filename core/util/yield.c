@@ -7,7 +7,8 @@
 #include <time.h>
 
 #define CHECK_EVERY 32u
-#define MARKS       64u /* cores beyond share a mark (cpu % MARKS): a nap too many at worst */
+#define MARKS       1024u    /* cores beyond share a mark (cpu % MARKS): a nap too many at worst */
+#define MARK_FRESH  1000000u /* a mark younger than this is not written again */
 
 static _Thread_local struct {
     uint64_t budget_ns, next_ns, yields;
@@ -15,8 +16,11 @@ static _Thread_local struct {
     int slack_set;
 } y;
 
-/* When a reader last received on each core. */
-static _Atomic uint64_t reader_seen_ns[MARKS];
+/* When a reader last received on each core; a cache line each, so readers on neighbouring
+ * cores do not pass one line back and forth (64 KiB in all). */
+static struct {
+    _Alignas(64) _Atomic uint64_t ns;
+} reader_seen[MARKS];
 
 static uint64_t mono_ns(void)
 {
@@ -25,24 +29,23 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t mark_of_this_core(void)
+/* This core's mark, or NULL when the core cannot be told. */
+static _Atomic uint64_t *this_core_mark(void)
 {
     int cpu = sched_getcpu();
-    return cpu < 0 ? 0 : (uint32_t)cpu % MARKS;
+    return cpu < 0 ? NULL : &reader_seen[(uint32_t)cpu % MARKS].ns;
 }
 
 void yield_reader_here(uint64_t now_ns)
 {
-    atomic_store_explicit(&reader_seen_ns[mark_of_this_core()], now_ns, memory_order_relaxed);
+    _Atomic uint64_t *mark = this_core_mark();
+    if (mark != NULL && atomic_load_explicit(mark, memory_order_relaxed) + MARK_FRESH < now_ns)
+        atomic_store_explicit(mark, now_ns, memory_order_relaxed);
 }
 
 uint64_t yield_every(uint64_t budget_ns)
 {
     uint64_t yields = y.yields;
-    if (budget_ns != 0 && !y.slack_set) {
-        prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-        y.slack_set = 1;
-    }
     y.budget_ns = budget_ns;
     y.next_ns = budget_ns != 0 ? mono_ns() + budget_ns : 0;
     y.yields = 0;
@@ -58,10 +61,14 @@ void yield_point(void)
     if (now < y.next_ns)
         return;
     y.next_ns = now + y.budget_ns;
-    uint64_t seen =
-        atomic_load_explicit(&reader_seen_ns[mark_of_this_core()], memory_order_relaxed);
-    if (seen == 0 || now - seen > YIELD_READER_NS)
+    _Atomic uint64_t *mark = this_core_mark();
+    uint64_t seen = mark != NULL ? atomic_load_explicit(mark, memory_order_relaxed) : 0;
+    if (seen == 0 || seen + YIELD_READER_NS < now)
         return;
+    if (!y.slack_set) {
+        prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+        y.slack_set = 1;
+    }
     /* A sleep, not sched_yield(): the fair scheduler may hand the core straight back to a
      * thread that yields, while a sleeping one leaves the run queue. */
     struct timespec nap = {0, YIELD_NAP_NS};

@@ -704,13 +704,9 @@ static void wait_readable(struct dgram *d, int64_t timeout_ns, int socket_too)
  * (so the socket is empty now): long enough for a batch to arrive at the recent rate, within
  * the limits above. 0 (block in poll instead) when the buffer is too small to linger or the
  * rate too low for lingering to gather more than one datagram per wake-up. */
-static uint64_t linger_ns(struct dgram *d, uint32_t got)
+/* How long the socket's buffer takes to fill at the recent rate (0 before a rate is known). */
+static uint64_t buffer_fill_ns(struct dgram *d)
 {
-    if (d->interval_ns == 0 || got == 0)
-        return 0;
-    uint64_t want = (uint64_t)d->batch * d->interval_ns;
-    if (want > LINGER_MAX_NS)
-        want = LINGER_MAX_NS;
     uint64_t capacity; /* datagrams the socket can queue */
     if (d->family == AF_UNIX) {
         capacity = d->unix_qlen;
@@ -719,7 +715,17 @@ static uint64_t linger_ns(struct dgram *d, uint32_t got)
         uint64_t mean = packets > 0 ? load_relaxed(&d->bytes) / packets : d->max_datagram;
         capacity = d->rcvbuf_granted / LINGER_TRUESIZE(mean);
     }
-    uint64_t fill_ns = capacity * d->interval_ns;
+    return capacity * d->interval_ns;
+}
+
+static uint64_t linger_ns(struct dgram *d, uint32_t got)
+{
+    if (d->interval_ns == 0 || got == 0)
+        return 0;
+    uint64_t want = (uint64_t)d->batch * d->interval_ns;
+    if (want > LINGER_MAX_NS)
+        want = LINGER_MAX_NS;
+    uint64_t fill_ns = buffer_fill_ns(d);
     if (fill_ns < LINGER_MIN_FILL_NS)
         return 0;
     if (want > fill_ns / LINGER_BUF_SHARE)
@@ -733,8 +739,10 @@ static uint64_t linger_ns(struct dgram *d, uint32_t got)
 static void update_rate(struct dgram *d, uint32_t got)
 {
     uint64_t now = now_ns();
-    if (got > 0)
-        yield_reader_here(now); /* encode jobs on this core yield to us (util/yield.h) */
+    /* Encode jobs on this core yield to a reader whose buffer fills in milliseconds
+     * (util/yield.h); a Unix datagram sender waits instead of losing. */
+    if (got > 0 && d->family != AF_UNIX && d->interval_ns != 0 && buffer_fill_ns(d) < YIELD_FILL_NS)
+        yield_reader_here(now);
     d->rate_count += got;
     uint64_t elapsed = now - d->rate_start_ns;
     if (elapsed < RATE_WINDOW_NS)

@@ -2110,11 +2110,14 @@ int dsd_agg_build_some(struct dsd_agg *a, uint32_t min_entries, int64_t deadline
     emit_pending(a);
     uint64_t before = o->emitted + o->cur_records + o->dropped;
     uint32_t first = o->next;
+    if (min_entries == 0)
+        min_entries = 1; /* a step always makes progress */
     while (o->next < o->n) {
         uint32_t built = o->next - first;
         if (built >= min_entries &&
             (o->emitted + o->cur_records + o->dropped - before >= RECORDS_PER_BATCH ||
-             ((built - min_entries) % DEADLINE_EVERY == 0 && rmr_mono_ns(a->ins) >= deadline_ns)))
+             (deadline_ns != INT64_MAX && (built - min_entries) % DEADLINE_EVERY == 0 &&
+              rmr_mono_ns(a->ins) >= deadline_ns)))
             break;
         build_sealed(a, &o->recs[o->next++]);
     }

@@ -48,8 +48,10 @@
 /* A flush's build steps (see build_step()): 5 ms apart, 100 at the most. */
 #define DSD_BUILD_STEP_MS   5
 #define DSD_BUILD_MAX_STEPS 100
-/* A build step's time on the loop thread once it has its hundredth of the contexts: a datagram
- * reader sharing the core waits about this long at most (docs/ARCHITECTURE.md says why). */
+/* A build step ends once it has its hundredth of the contexts and either a batch of records or
+ * this long since it began: a datagram reader sharing the core waits about this long, or as
+ * long as a hundredth of the contexts takes to build when that is longer (over 10^5
+ * contexts); docs/ARCHITECTURE.md says why. */
 #define DSD_BUILD_STEP_NS 250000
 /* samples_memory: 16 bytes a sample with its weight, so 64 KiB is 4,096 samples a bucket. */
 #define DSD_SAMPLES_MEMORY_MIN 65536.0
