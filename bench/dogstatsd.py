@@ -71,7 +71,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from proclib import cpu_seconds as proc_cpu, peak_rss
+from proclib import cpu_seconds as proc_cpu, peak_rss, steal_ms
 
 PROGRAM_CPU, SENDER_CPU = "1", "0"
 # Scratch folders on tmpfs: collectd's csv files and netdata's db files cause no disk writeback
@@ -161,16 +161,6 @@ def cores_busy():
                 v = [int(x) for x in p[1:9]]
                 busy += sum(v) - v[3] - v[4]
     return busy / os.sysconf("SC_CLK_TCK")
-
-
-def steal_ms(cpu):
-    """Milliseconds of steal /proc/stat reports for one CPU so far."""
-    with open("/proc/stat") as f:
-        for line in f:
-            p = line.split()
-            if p[0] == "cpu" + cpu:
-                return int(p[8]) * 1000.0 / os.sysconf("SC_CLK_TCK")
-    return 0.0
 
 
 def wait_quiet(limit):

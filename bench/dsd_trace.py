@@ -18,7 +18,7 @@ It prints:
   how many of them had remora's other threads (comm "remora": the loop and the encode
   workers) on the core for more than 0.5, 1 and 1.5 ms of the wait (a 208 KiB buffer holds
   1.7 ms of one-metric datagrams at 150,000/s);
-- steal: the ticks /proc/stat reports for CPU 1 over the run (10 ms each).
+- steal: the milliseconds /proc/stat reports for CPU 1 over the trace (10 ms ticks).
 Reported, not asserted: a busy or stolen machine shows in the swapper and steal numbers.
 """
 import bisect
@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from proclib import steal_ms
 
 PROGRAM_CPU, SENDER_CPU = "1", "0"
 EVENT = re.compile(r"\s*(.+?)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):\s+(.*)")
@@ -57,15 +59,6 @@ def args():
         else:
             sys.exit(__doc__)
     return o
-
-
-def steal_ticks():
-    with open("/proc/stat") as f:
-        for line in f:
-            p = line.split()
-            if p[0] == "cpu" + PROGRAM_CPU:
-                return int(p[8])
-    return 0
 
 
 def free_port():
@@ -96,12 +89,12 @@ def run(o, tmp):
                              str(o["rate"]), "--duration", str(o["seconds"]), "--cpu", SENDER_CPU],
                             stdout=subprocess.DEVNULL)
     time.sleep(1.0)
-    s0 = steal_ticks()
+    s0 = steal_ms(PROGRAM_CPU)
     subprocess.run(["perf", "record", "-q", "-a", "-o", data, "-e", "sched:sched_switch", "-e",
                     "sched:sched_wakeup", "-e", "skb:kfree_skb", "--filter",
                     f"reason == {SOCKET_RCVBUFF}", "--", "sleep", str(max(1.0, o["seconds"] - 2))],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    steal = steal_ticks() - s0
+    steal = steal_ms(PROGRAM_CPU) - s0
     load.wait()
     agent.terminate()
     agent.wait(20)
@@ -181,7 +174,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     drops, bursts, blame, count, waits = analyse(text)
     print(f"dsd_trace: {o['rate']} datagrams/s for {o['seconds']:.0f} s, so_rcvbuf {o['rcvbuf']}; "
-          f"steal on CPU {PROGRAM_CPU}: {steal} ticks")
+          f"steal on CPU {PROGRAM_CPU}: {steal:.0f} ms")
     print(f"drops: {len(drops)} in {len(bursts)} bursts; by what held CPU {PROGRAM_CPU} most "
           "in the 2 ms before a burst:")
     for who, n in blame.most_common():

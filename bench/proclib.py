@@ -1,4 +1,4 @@
-"""What the bench scripts read about a process from /proc: CPU seconds and peak RSS."""
+"""What the bench scripts read from /proc: a process's CPU seconds and peak RSS, a CPU's steal."""
 import os
 
 
@@ -16,3 +16,14 @@ def peak_rss(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def steal_ms(cpu):
+    """Milliseconds of steal /proc/stat reports for CPU cpu (a string) so far: time the
+    hypervisor ran something else on it (10 ms ticks)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            p = line.split()
+            if p[0] == "cpu" + cpu:
+                return int(p[8]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+    return 0.0
