@@ -700,10 +700,6 @@ static void wait_readable(struct dgram *d, int64_t timeout_ns, int socket_too)
         drain_wake(d);
 }
 
-/* How long to wait before the next recvmmsg() after one that returned got < batch datagrams
- * (so the socket is empty now): long enough for a batch to arrive at the recent rate, within
- * the limits above. 0 (block in poll instead) when the buffer is too small to linger or the
- * rate too low for lingering to gather more than one datagram per wake-up. */
 /* How long the socket's buffer takes to fill at the recent rate (0 before a rate is known). */
 static uint64_t buffer_fill_ns(struct dgram *d)
 {
@@ -718,6 +714,10 @@ static uint64_t buffer_fill_ns(struct dgram *d)
     return capacity * d->interval_ns;
 }
 
+/* How long to wait before the next recvmmsg() after one that returned got < batch datagrams
+ * (so the socket is empty now): long enough for a batch to arrive at the recent rate, within
+ * the limits above. 0 (block in poll instead) when the buffer is too small to linger or the
+ * rate too low for lingering to gather more than one datagram per wake-up. */
 static uint64_t linger_ns(struct dgram *d, uint32_t got)
 {
     if (d->interval_ns == 0 || got == 0)

@@ -213,8 +213,8 @@ int lp_encode(struct lp_buf *buf, const struct lp_point *p, uint32_t flags, stru
                 drops->non_finite++;
                 continue;
             }
-            nlen = numfmt_double(num, sizeof(num),
-                                 f->value.v.d); /* 1e-300 reads in InfluxDB, Datakit */
+            /* Exponent forms (1e-300) are read by InfluxDB 1.x and Datakit. */
+            nlen = numfmt_double(num, sizeof(num), f->value.v.d);
             break;
         case RMR_VAL_BOOL:
             nlen = f->value.v.i ? 4 : 5;
